@@ -1,0 +1,52 @@
+"""The ``dgnet`` command.
+
+Each area registers its own sub-commands (``add_commands(subparsers)``) in a
+``commands`` module beside its code, so this file only wires them together::
+
+    dgnet --help
+    dgnet config use market1501 --data-root /data/Market-1501-v15.09.15
+    dgnet data synth --out data/synth_a --ids 120 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dgnet import __version__
+from dgnet.config import ConfigError
+from dgnet.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dgnet import config_commands
+    from dgnet.data import commands as data_commands
+    from dgnet.eval import commands as eval_commands
+    from dgnet.models import commands as model_commands
+    from dgnet.train import commands as train_commands
+
+    parser = argparse.ArgumentParser(
+        prog="dgnet", description="DG-Net reproducibility suite (CVPR 2019)."
+    )
+    parser.add_argument("--version", action="version", version=f"dgnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (config_commands, data_commands, model_commands, train_commands, eval_commands):
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"dgnet: config error: {err}", file=sys.stderr)
+        return 2
+    except UserError as err:
+        print(f"dgnet: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

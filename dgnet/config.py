@@ -1,0 +1,419 @@
+"""Frozen, validated configuration that mirrors ``params.yaml`` section by section.
+
+Load once with :func:`load_config` (or :func:`config_from_dict`); every
+dataclass is frozen so nothing can change a value during a run. Validation
+stops at the first problem with a :class:`ConfigError` naming the dotted key
+(``train.alpha``) and what was expected.
+
+Named configurations (``default``, ``micro``, ``paper``, ``market1501``,
+``duke``, ``msmt17``, ``cuhk03np``) live in ``configs/`` as override files;
+:func:`preset_dict` merges them and ``dgnet config use NAME`` writes the
+result to ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params file key is unknown, of the wrong type or out of range."""
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    return {"min": lo, "max": hi, "lo_open": lo_open}
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The procedurally generated pedestrian data set (Market-1501 layout)."""
+
+    train_ids: int = field(default=60, metadata=_range(2))
+    test_ids: int = field(default=60, metadata=_range(2))
+    distractors: int = field(default=40, metadata=_range(0))  # pid 0000 gallery images
+    junk: int = field(default=40, metadata=_range(0))  # pid -1 gallery images
+    images_per_camera: int = field(default=3, metadata=_range(1))  # per id and camera it visits
+    cameras: int = field(default=6, metadata=_range(2, 9))
+    seed: int = 0
+    style: Literal["A", "B"] = "A"
+    height: int = field(default=128, metadata=_range(16))
+    width: int = field(default=64, metadata=_range(8))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how they are read and augmented (DESIGN.md 3, 5)."""
+
+    layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
+    root: str = "data/synth_a"
+    cuhk03_subset: Literal["labeled", "detected"] = "labeled"
+    height: int = field(default=64, metadata=_range(16))
+    width: int = field(default=32, metadata=_range(8))
+    pad: int = field(default=10, metadata=_range(0))
+    random_erasing: float = field(default=0.5, metadata=_range(0, 1))
+    cache_images: bool = True
+    num_workers: int = field(default=0, metadata=_range(0))
+    val_ids: int = field(default=10, metadata=_range(0))  # held-out training ids for tuning
+    synth: SynthConfig = SynthConfig()
+
+    def _check(self) -> None:
+        for key in ("height", "width"):
+            if getattr(self, key) % 4:
+                raise ConfigError(f"{key}: must be divisible by 4, got {getattr(self, key)}")
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """ResNet trunk shared by E_a and the teacher."""
+
+    arch: Literal["small", "resnet18", "resnet50"] = "small"
+    pretrained: str = "none"  # none | imagenet | path to a state_dict file
+    last_stride: int = field(default=1, metadata=_range(1, 2))
+    small_widths: tuple[int, ...] = (32, 64, 128, 256)  # only for arch=small
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The primary and fine-grained identity heads of E_a (and the teacher's head)."""
+
+    bottleneck: int = field(default=512, metadata=_range(1))
+    dropout_prim: float = field(default=0.5, metadata=_range(0, 1))
+    dropout_fine: float = field(default=0.75, metadata=_range(0, 1))
+    code_height: int = field(default=4, metadata=_range(1))  # appearance code pooled to code_height x 1
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """E_s (paper Table 6)."""
+
+    widths: tuple[int, ...] = (16, 32, 32, 64)  # conv3x3/2, conv3x3, conv3x3, conv3x3/2
+    res_blocks: int = field(default=4, metadata=_range(0))
+    aspp_width: int = field(default=32, metadata=_range(1))
+    aspp_dilations: tuple[int, ...] = (3, 6, 9)
+    code_channels: int = field(default=128, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """G (paper Table 7)."""
+
+    res_blocks: int = field(default=4, metadata=_range(1))
+    mlp_hidden: int = field(default=512, metadata=_range(1))
+    mlp_layers: int = field(default=3, metadata=_range(1))
+    up_widths: tuple[int, ...] = (64, 32)  # conv5x5 after each x2 upsample
+    tail_width: int = field(default=32, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Multi-scale PatchGAN D (paper Table 8)."""
+
+    scales: int = field(default=3, metadata=_range(1))
+    width: int = field(default=32, metadata=_range(1))
+    res_blocks: int = field(default=4, metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: BackboneConfig = BackboneConfig()
+    head: HeadConfig = HeadConfig()
+    structure: StructureConfig = StructureConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how tensors run; never hard-coded in model or training code."""
+
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    autocast_bf16: bool = False  # mixed precision on GPU
+    channels_last: bool = False
+    threads: int = field(default=0, metadata=_range(0))  # torch CPU threads, 0 = torch default
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Baseline / teacher re-id training (cross-entropy, SGD, step schedule)."""
+
+    epochs: int = field(default=12, metadata=_range(1))
+    batch_size: int = field(default=32, metadata=_range(2))
+    lr: float = field(default=0.02, metadata=_range(0, lo_open=True))  # backbone; heads get 10x
+    head_lr_mult: float = field(default=10.0, metadata=_range(0, lo_open=True))
+    momentum: float = field(default=0.9, metadata=_range(0, 1))
+    weight_decay: float = field(default=5e-4, metadata=_range(0))
+    lr_step_epochs: tuple[int, ...] = (8,)
+    lr_gamma: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Joint DG-Net training (DESIGN.md section 5)."""
+
+    iterations: int = field(default=1500, metadata=_range(1))
+    batch_size: int = field(default=8, metadata=_range(2))
+    lr_appearance: float = field(default=0.002, metadata=_range(0, lo_open=True))
+    head_lr_mult: float = field(default=10.0, metadata=_range(0, lo_open=True))
+    lr_generator: float = field(default=1e-4, metadata=_range(0, lo_open=True))
+    lr_discriminator: float = field(default=1e-4, metadata=_range(0, lo_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0))
+    lr_steps: tuple[int, ...] = (900, 1200)
+    lr_gamma: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
+    lambda_img: float = field(default=5.0, metadata=_range(0))
+    lambda_id: float = field(default=0.5, metadata=_range(0))
+    lambda_prim_max: float = field(default=2.0, metadata=_range(0))
+    alpha: float = field(default=0.2, metadata=_range(0, 1))  # lambda_fine = alpha * lambda_prim
+    warm_iter: int = field(default=500, metadata=_range(0))
+    ramp_iters: int = field(default=200, metadata=_range(0))
+    gp_weight: float = field(default=0.01, metadata=_range(0))
+    feed_generated: bool = True  # ablation "w/o feed" when false
+    id_supervision: bool = True  # ablation "w/o id" when false
+    log_every: int = field(default=20, metadata=_range(1))
+    sample_every: int = field(default=500, metadata=_range(1))
+    checkpoint_every: int = field(default=250, metadata=_range(1))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Re-id evaluation (DESIGN.md section 6)."""
+
+    beta: float = field(default=0.5, metadata=_range(0))
+    ap: Literal["trapezoid", "standard"] = "trapezoid"
+    rerank: bool = False
+    multi_query: bool = False
+    batch_size: int = field(default=64, metadata=_range(1))
+    max_rank: int = field(default=50, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow store; the default is a SQLite file in the project root."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "dgnet"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {typing.get_args(tp)[0].__name__}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in canonical form."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (section), got {type(value).__name__}")
+        return _build(tp, value, key + ".")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} for {key}")  # programming error
+
+
+def _check_range(value: Any, meta: typing.Mapping, key: str) -> None:
+    lo, hi = meta.get("min"), meta.get("max")
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if lo is not None and (v <= lo if meta.get("lo_open") else v < lo):
+            bound = f"> {lo}" if meta.get("lo_open") else f">= {lo}"
+            raise ConfigError(f"{key}: expected a value {bound}, got {value!r}")
+        if hi is not None and v > hi:
+            raise ConfigError(f"{key}: expected a value <= {hi}, got {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(
+                f"{prefix}{key}: unknown key; expected one of {', '.join(sorted(fields))}"
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        key = prefix + name
+        value = _convert(data[name], hints[name], key)
+        _check_range(value, f.metadata, key)
+        kwargs[name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        try:
+            check()
+        except ConfigError as err:
+            raise ConfigError(f"{prefix}{err}") from None
+    return obj
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build and validate a :class:`Config` from a (possibly partial) mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"params: expected a mapping at the top level, got {type(data).__name__}")
+    return _build(Config, data)
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate a params file; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def config_to_dict(config: Any) -> dict:
+    """The plain-dict form of a config (tuples as lists), ready for YAML or a checkpoint."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` with dotted keys: ``replace(cfg, **{"train.alpha": 0.5})``."""
+    nested: dict[str, dict] = {}
+    direct: dict[str, Any] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = replace(getattr(config, head), **sub)
+    return dataclasses.replace(config, **direct)
+
+
+# ---------------------------------------------------------------- presets
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESET_CHAIN = {
+    "default": ["default"],
+    "micro": ["default", "micro"],
+    "paper": ["default", "paper"],
+    "market1501": ["default", "paper", "market1501"],
+    "duke": ["default", "paper", "duke"],
+    "msmt17": ["default", "paper", "msmt17"],
+    "cuhk03np": ["default", "paper", "cuhk03np"],
+}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def preset_dict(name: str, presets_dir: Path = PRESETS_DIR) -> dict:
+    """The merged params mapping of a named configuration."""
+    if name not in PRESET_CHAIN:
+        raise ConfigError(f"unknown configuration {name!r}; expected one of {', '.join(PRESET_CHAIN)}")
+    merged: dict = {}
+    for part in PRESET_CHAIN[name]:
+        path = presets_dir / f"{part}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path}: preset file missing")
+        merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
+    merged["name"] = name
+    config_from_dict(merged)  # validate
+    return merged
+
+
+def preset_config(name: str) -> Config:
+    return config_from_dict(preset_dict(name))
+
+
+__all__ = [
+    "BackboneConfig", "Config", "ConfigError", "DataConfig", "DecoderConfig",
+    "DiscriminatorConfig", "EvalConfig", "HeadConfig", "ModelConfig", "RuntimeConfig",
+    "StructureConfig", "SynthConfig", "TeacherConfig", "TrackingConfig", "TrainConfig",
+    "config_from_dict", "config_to_dict", "flatten", "load_config", "preset_config",
+    "preset_dict", "replace",
+]

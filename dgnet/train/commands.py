@@ -1,0 +1,5 @@
+"""Sub-commands of ``dgnet`` for this area."""
+
+
+def add_commands(sub) -> None:
+    pass
