@@ -54,7 +54,7 @@ class DataConfig:
     """Where the images are and how they are read and augmented (DESIGN.md 3, 5)."""
 
     layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
-    root: str = "data/synth_a"
+    root: str = "data/prepared/synth_a"
     cuhk03_subset: Literal["labeled", "detected"] = "labeled"
     height: int = field(default=64, metadata=_range(16))
     width: int = field(default=32, metadata=_range(8))

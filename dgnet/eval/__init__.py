@@ -1,0 +1,1 @@
+"""Re-id evaluation: CMC/mAP, features, re-ranking."""

@@ -1,0 +1,383 @@
+"""CMC and mAP for person re-identification (DESIGN.md section 6).
+
+Protocol (Market-1501's official evaluation): for every query, gallery images
+with the same pid *and* the same camera are removed, and so are gallery images
+with pid ``-1`` (junk); pid ``0`` distractors stay, as negatives. The positives
+of a query are the remaining gallery images with its pid. A query with no
+positive left is skipped (counted, logged at INFO level, and left out of both
+CMC and mAP).
+
+Order: gallery images are ranked by increasing distance; **ties are broken by
+gallery index** (the lower index ranks first), exactly what a stable
+ascending sort of the distance row gives (``np.argsort(d, kind="stable")``).
+The rule involves only ``<`` and ``==`` on the given numbers, so it does not
+depend on the platform or the sort algorithm. (The reference code sorts with
+numpy's unstable quicksort, so its tie order is unspecified.)
+
+Average precision, with the hits of a query at 0-based positions
+``r_1 < ... < r_n`` of its valid list (junk and same-camera images removed):
+
+- ``ap="trapezoid"`` (the official Market-1501 code, Person_reID_baseline /
+  DG-Net ``evaluate_gpu.py`` ``compute_mAP``): the mean over hits ``i`` of
+  ``(old_precision + precision) / 2`` with ``precision = i / (r_i + 1)`` and
+  ``old_precision = (i - 1) / r_i`` (``1.0`` when ``r_i = 0``);
+- ``ap="standard"``: the mean over hits of ``i / (r_i + 1)``.
+
+How it is computed (no full sort and, for :func:`evaluate_features`, no full
+distance matrix): queries go in chunks. Per chunk one matrix product gives the
+similarities (``chunk x G``). Each query's positives are few: they are sorted
+(similarity down, gallery index up). Only gallery entries that rank before the
+query's last positive can change a hit's position, so one comparison with that
+positive's score selects them; for each selected negative we count the
+positives ranked before it (a comparison with the query's handful of positive
+scores, ties by index), and a histogram of those counts, summed cumulatively,
+is the number of negatives before each hit. Hit ``i`` sits at position
+``(i - 1) + #negatives before it``, which gives CMC (first hit) and AP. Cost: the
+matrix product plus work proportional to the entries that outrank a query's
+last positive. Memory: one ``chunk x G`` block of scores (see ``chunk``).
+
+    >>> cmc, mAP = evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids)
+    >>> cmc, mAP = evaluate_features(q_feat, g_feat, q_pids, g_pids, q_camids, g_camids)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+APMode = Literal["trapezoid", "standard"]
+AP_MODES = ("trapezoid", "standard")
+
+#: Default memory for one chunk's score block and its temporaries (bytes).
+DEFAULT_CHUNK_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    """Everything one evaluation measured.
+
+    ``cmc[k]`` is the fraction of evaluated queries whose first hit is within
+    rank ``k + 1``; ``mAP`` the mean AP over evaluated queries. Per query:
+    ``ap_per_query`` (NaN where skipped) and ``first_hit`` (0-based position of
+    the first positive in the query's valid list, ``-1`` where skipped).
+    """
+
+    cmc: np.ndarray  # (max_rank,) float64
+    mAP: float
+    num_valid_queries: int
+    num_skipped_queries: int
+    ap_per_query: np.ndarray  # (Q,) float64
+    first_hit: np.ndarray  # (Q,) int64
+
+    def rank(self, k: int) -> float:
+        """Rank@k (fraction of evaluated queries with a hit in the top ``k``)."""
+        return float(self.cmc[min(k, len(self.cmc)) - 1])
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _labels(values, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values)
+    if t.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {tuple(t.shape)}")
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"{name}: expected integer labels, got {t.dtype}")
+    return t.to(device="cpu", dtype=torch.int64)
+
+
+def _matrix(values, name: str) -> torch.Tensor:
+    t = values if torch.is_tensor(values) else torch.from_numpy(np.asarray(values))
+    if t.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    return t
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Per-query positives (CSR over queries, gallery indices ascending)."""
+
+    keep: torch.Tensor  # gallery indices that are not junk, ascending
+    q_pids: torch.Tensor
+    kept_pids: torch.Tensor  # pids of the kept gallery
+    pos_ptr: torch.Tensor  # (Q + 1,)
+    pos_gallery: torch.Tensor  # indices into the kept gallery
+    num_pos: torch.Tensor  # (Q,)
+
+
+def _pairs(q_pids, g_pids, q_camids, g_camids) -> _Pairs:
+    qp, gp = _labels(q_pids, "q_pids"), _labels(g_pids, "g_pids")
+    qc, gc = _labels(q_camids, "q_camids"), _labels(g_camids, "g_camids")
+    if len(qp) != len(qc):
+        raise ValueError(f"q_pids has {len(qp)} entries but q_camids has {len(qc)}")
+    if len(gp) != len(gc):
+        raise ValueError(f"g_pids has {len(gp)} entries but g_camids has {len(gc)}")
+    keep = torch.nonzero(gp != -1).flatten()  # junk is removed for every query
+    kp, kc = gp[keep], gc[keep]
+    # gallery entries sharing the query's pid: a range of the pid-sorted gallery
+    order = torch.sort(kp, stable=True).indices  # ascending index inside each pid
+    sorted_pids = kp[order]
+    lo = torch.searchsorted(sorted_pids, qp, right=False)
+    hi = torch.searchsorted(sorted_pids, qp, right=True)
+    counts = hi - lo
+    q_of = torch.repeat_interleave(torch.arange(len(qp)), counts)
+    start = torch.cumsum(counts, 0) - counts
+    g_of = order[lo[q_of] + torch.arange(len(q_of)) - start[q_of]]
+    positive = kc[g_of] != qc[q_of]  # same pid and same camera: removed
+    q_of, g_of = q_of[positive], g_of[positive]
+    num_pos = torch.bincount(q_of, minlength=len(qp))
+    pos_ptr = torch.zeros(len(qp) + 1, dtype=torch.int64)
+    pos_ptr[1:] = torch.cumsum(num_pos, 0)
+    return _Pairs(keep, qp, kp, pos_ptr, g_of, num_pos)
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    # a non-finite element makes the sum non-finite; only then look closer (overflow)
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def _check_ap(ap: str) -> None:
+    if ap not in AP_MODES:
+        raise ValueError(f"ap: expected one of {', '.join(AP_MODES)}, got {ap!r}")
+
+
+def auto_chunk(num_queries: int, num_gallery: int, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Queries per chunk so that a chunk's scores and temporaries fit ``budget_bytes``.
+
+    About 32 bytes per score: the score itself, the selection mask, and (in the
+    worst case, every entry selected) its indices and value.
+    """
+    return int(max(1, min(num_queries, budget_bytes // max(1, 32 * num_gallery))))
+
+
+# ---------------------------------------------------------------- core
+
+
+def _rank_core(
+    scores_of: Callable[[int, int], torch.Tensor],
+    pairs: _Pairs,
+    max_rank: int,
+    ap: str,
+    chunk: int,
+    device: torch.device,
+) -> RankingResult:
+    """Hit positions from chunks of scores (higher = better), then CMC and AP.
+
+    ``scores_of(a, b)`` returns the ``(b - a, G_kept)`` scores of queries
+    ``a..b-1`` against the kept (non-junk) gallery, in gallery order.
+    """
+    num_q = len(pairs.q_pids)
+    q_pids = pairs.q_pids.to(device)
+    kept_pids = pairs.kept_pids.to(device)
+    num_pos_all = pairs.num_pos.to(device)
+    ap_all = torch.full((num_q,), float("nan"), dtype=torch.float64)
+    first_all = torch.full((num_q,), -1, dtype=torch.int64)
+    for a in range(0, num_q, chunk):
+        b = min(num_q, a + chunk)
+        c = b - a
+        n_r = num_pos_all[a:b]  # positives per query in this chunk
+        n_pad = int(n_r.max()) if c else 0
+        if n_pad == 0:
+            continue
+        S = scores_of(a, b).contiguous()  # (c, G) scores, higher ranks first
+        if not S.is_floating_point():
+            S = S.to(torch.float64)
+        # the chunk's positives, padded to (c, n_pad); within a row gallery index ascends
+        p0, p1 = int(pairs.pos_ptr[a]), int(pairs.pos_ptr[b])
+        pos_row = torch.repeat_interleave(torch.arange(c, device=device), n_r)
+        pos_col = pairs.pos_gallery[p0:p1].to(device)
+        slot = torch.arange(p1 - p0, device=device) - (pairs.pos_ptr[a:b].to(device) - p0)[pos_row]
+        P = torch.full((c, n_pad), float("-inf"), dtype=S.dtype, device=device)
+        C = torch.full((c, n_pad), S.shape[1], dtype=torch.int64, device=device)
+        P[pos_row, slot] = S[pos_row, pos_col]
+        C[pos_row, slot] = pos_col
+        # rank order of the positives: score down, gallery index up (stable sort); pads last
+        P, perm = torch.sort(P, dim=1, descending=True, stable=True)
+        C = C.gather(1, perm)
+        last = P.gather(1, (n_r - 1).clamp(min=0)[:, None]).squeeze(1)
+        last = torch.where(n_r > 0, last, torch.full_like(last, float("inf")))
+        # only entries scoring at least the last positive can precede a hit
+        selected = S >= last[:, None]  # (c, G) bool
+        flat = selected.view(-1).nonzero().squeeze(1)  # row-major
+        vals = S.view(-1)[flat]
+        rows, cols = flat // S.shape[1], flat % S.shape[1]
+        del S, selected
+        negative = kept_pids[cols] != q_pids[a + rows]  # same pid: a hit or removed
+        rows, cols, vals = rows[negative], cols[negative], vals[negative]
+        # for each selected negative: how many positives rank before it
+        before = torch.empty_like(rows)
+        piece = max(1, (DEFAULT_CHUNK_BYTES // 8) // (16 * n_pad))
+        for s in range(0, len(rows), piece):
+            r, v, g = rows[s : s + piece], vals[s : s + piece, None], cols[s : s + piece, None]
+            Pr, Cr = P[r], C[r]  # (piece, n_pad)
+            ahead = (Pr > v) | ((Pr == v) & (Cr < g))
+            before[s : s + piece] = ahead.sum(1)
+        hist = torch.bincount(rows * (n_pad + 1) + before, minlength=c * (n_pad + 1))
+        neg_before = torch.cumsum(hist.view(c, n_pad + 1), 1)[:, :n_pad]  # negatives before hit i
+        k = torch.arange(n_pad, device=device)
+        pos = (k + neg_before).to(torch.float64)  # 0-based position of hit i = k + 1
+        valid = (k[None, :] < n_r[:, None]).to(torch.float64)
+        hit = (k + 1).to(torch.float64)
+        precision = hit / (pos + 1)
+        if ap == "trapezoid":
+            old = torch.where(pos == 0, torch.ones_like(pos), (hit - 1) / pos.clamp(min=1))
+            per_hit = (old + precision) / 2
+        else:
+            per_hit = precision
+        has = n_r > 0
+        ap_chunk = (per_hit * valid).sum(1) / n_r.clamp(min=1)
+        ap_all[a:b] = torch.where(has, ap_chunk, torch.nan).cpu()
+        first_all[a:b] = torch.where(has, neg_before[:, 0], -1).cpu()
+    evaluated = first_all >= 0
+    num_valid = int(evaluated.sum())
+    num_skipped = num_q - num_valid
+    if num_skipped:
+        log.info("%d of %d queries have no valid gallery match and are skipped", num_skipped, num_q)
+    if num_valid == 0:
+        raise ValueError(f"none of the {num_q} queries has a valid match in the gallery")
+    first = first_all[evaluated].clamp(max=max_rank)
+    cmc = torch.cumsum(torch.bincount(first, minlength=max_rank + 1)[:max_rank], 0)
+    cmc = cmc.to(torch.float64) / num_valid
+    mAP = float(ap_all[evaluated].mean())
+    return RankingResult(
+        cmc=cmc.numpy(), mAP=mAP, num_valid_queries=num_valid, num_skipped_queries=num_skipped,
+        ap_per_query=ap_all.numpy(), first_hit=first_all.numpy(),
+    )
+
+
+# ---------------------------------------------------------------- public
+
+
+def evaluate_ranking_detailed(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, ap: APMode = "trapezoid",
+    chunk: int | None = None,
+) -> RankingResult:
+    """CMC, mAP and per-query results from a full ``(Q, G)`` distance matrix.
+
+    ``distmat``: numpy array or tensor (any device), smaller = more similar;
+    NaN is an error. Labels: 1-D integer arrays or tensors. ``chunk``: queries
+    per block (default: see :func:`auto_chunk`). Raises ``ValueError`` when no
+    query has a valid match.
+    """
+    _check_ap(ap)
+    if max_rank < 1:
+        raise ValueError(f"max_rank: expected >= 1, got {max_rank}")
+    D = _matrix(distmat, "distmat")
+    pairs = _pairs(q_pids, g_pids, q_camids, g_camids)
+    if D.shape != (len(pairs.q_pids), len(g_pids)):
+        raise ValueError(
+            f"distmat: shape {tuple(D.shape)} does not match {len(pairs.q_pids)} queries "
+            f"x {len(g_pids)} gallery labels"
+        )
+    device = D.device
+    keep = pairs.keep.to(device)
+    all_kept = len(keep) == D.shape[1]
+
+    def scores_of(a: int, b: int) -> torch.Tensor:
+        block = D[a:b] if all_kept else D[a:b].index_select(1, keep)
+        if torch.isnan(block).any():
+            raise ValueError("distmat: contains NaN")
+        return -block  # negation is exact: the order and the ties are those of the distances
+
+    chunk = chunk or auto_chunk(D.shape[0], len(keep))
+    return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
+
+
+def evaluate_ranking(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, ap: APMode = "trapezoid",
+) -> tuple[np.ndarray, float]:
+    """``(cmc, mAP)`` from a full distance matrix; see :func:`evaluate_ranking_detailed`."""
+    r = evaluate_ranking_detailed(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, ap)
+    return r.cmc, r.mAP
+
+
+def evaluate_features_detailed(
+    q_feat, g_feat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
+    ap: APMode = "trapezoid", chunk: int | None = None,
+) -> RankingResult:
+    """CMC, mAP and per-query results from features, chunk by chunk.
+
+    The distance is ``d = -q . g`` (the cosine distance ``1 - q . g`` for
+    L2-normalised features, up to the constant, but without its rounding): the
+    ranking and its ties are those of the inner products, so the result equals
+    :func:`evaluate_ranking_detailed` on ``-(q_feat @ g_feat.T)``. The full
+    distance matrix is never built: one ``chunk x G`` block at a time (default
+    from :func:`auto_chunk`, about 128 MiB). Runs where the features are (CPU
+    or GPU); the junk gallery columns are dropped before the product.
+    """
+    _check_ap(ap)
+    if max_rank < 1:
+        raise ValueError(f"max_rank: expected >= 1, got {max_rank}")
+    q, g = _matrix(q_feat, "q_feat"), _matrix(g_feat, "g_feat")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"q_feat has {q.shape[1]} dimensions but g_feat has {g.shape[1]}")
+    if q.dtype != g.dtype:
+        dtype = torch.promote_types(q.dtype, g.dtype)
+        q, g = q.to(dtype), g.to(dtype)
+    g = g.to(q.device)
+    if not (_all_finite(q) and _all_finite(g)):
+        raise ValueError("features contain NaN or infinite values")
+    pairs = _pairs(q_pids, g_pids, q_camids, g_camids)
+    if len(pairs.q_pids) != q.shape[0] or len(g_pids) != g.shape[0]:
+        raise ValueError(
+            f"features ({q.shape[0]} queries, {g.shape[0]} gallery) do not match the labels "
+            f"({len(pairs.q_pids)}, {len(g_pids)})"
+        )
+    device = q.device
+    keep = pairs.keep.to(device)
+    gk = g if len(keep) == g.shape[0] else g.index_select(0, keep)
+    gkT = gk.T
+
+    def scores_of(a: int, b: int) -> torch.Tensor:
+        return q[a:b] @ gkT  # (b - a, G_kept) similarities
+
+    chunk = chunk or auto_chunk(q.shape[0], len(keep))
+    return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
+
+
+def evaluate_features(
+    q_feat, g_feat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
+    ap: APMode = "trapezoid", chunk: int | None = None,
+) -> tuple[np.ndarray, float]:
+    """``(cmc, mAP)`` from features; see :func:`evaluate_features_detailed`."""
+    r = evaluate_features_detailed(
+        q_feat, g_feat, q_pids, g_pids, q_camids, g_camids, max_rank, ap, chunk
+    )
+    return r.cmc, r.mAP
+
+
+def top_k_matches(
+    dist_rows, q_pids, g_pids, q_camids, g_camids, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` valid gallery entries of a few queries (for a rank-list figure).
+
+    ``dist_rows``: ``(n, G)`` distances of ``n`` queries (labels ``q_*`` of
+    those ``n``). Junk and same-pid-same-camera entries are left out, ties by
+    gallery index. Returns gallery indices ``(n, k)`` (``-1`` past the end of a
+    short list) and whether each is a correct match ``(n, k)``.
+    """
+    D = _matrix(dist_rows, "dist_rows").detach().cpu().to(torch.float64)
+    qp, gp = _labels(q_pids, "q_pids"), _labels(g_pids, "g_pids")
+    qc, gc = _labels(q_camids, "q_camids"), _labels(g_camids, "g_camids")
+    same = gp[None, :] == qp[:, None]
+    removed = (gp[None, :] == -1) | (same & (gc[None, :] == qc[:, None]))
+    D = torch.where(removed, torch.inf, D)
+    order = torch.sort(D, dim=1, stable=True).indices[:, :k]
+    ok = ~removed.gather(1, order)
+    ranked = torch.where(ok, order, -1)
+    matches = same.gather(1, order) & ok
+    return ranked.numpy(), matches.numpy()
+
+
+__all__ = [
+    "AP_MODES", "RankingResult", "auto_chunk", "evaluate_features", "evaluate_features_detailed",
+    "evaluate_ranking", "evaluate_ranking_detailed", "top_k_matches",
+]

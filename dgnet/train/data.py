@@ -1,0 +1,43 @@
+"""The training and test sets of a config, loaded once into memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgnet.config import DataConfig
+from dgnet.data.dataset import ImageCache, ReidTestDataset
+from dgnet.data.layouts import ReidSplits, Sample, load_layout, relabel
+from dgnet.data.splits import split_validation
+
+
+@dataclass
+class TrainingSet:
+    images: Tensor  # uint8 (N, 3, H, W) at the network input size
+    labels: Tensor  # (N,) in [0, num_classes)
+    num_classes: int
+    samples: tuple[Sample, ...]  # relabelled
+
+
+def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progress: bool = True) -> TrainingSet:
+    """Decode the training split once; with ``hold_out_validation`` drop the validation ids."""
+    splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
+    train = splits.train
+    if hold_out_validation:
+        train, _, _ = split_validation(train, cfg.val_ids, seed=0)
+    samples, mapping = relabel(train)
+    cache = ImageCache([s.path for s in samples], cfg.height, cfg.width, progress=progress)
+    labels = torch.tensor([s.pid for s in samples], dtype=torch.long)
+    return TrainingSet(cache.images, labels, len(mapping), samples)
+
+
+def test_sets(cfg: DataConfig, validation: bool = False) -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
+    """(query, gallery) datasets: the test split, or the held-out validation ids."""
+    splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
+    if validation:
+        _, query, gallery = split_validation(splits.train, cfg.val_ids, seed=0)
+    else:
+        query, gallery = splits.query, splits.gallery
+    return (ReidTestDataset(query, cfg.height, cfg.width), ReidTestDataset(gallery, cfg.height, cfg.width), splits)

@@ -1,0 +1,145 @@
+"""The joint DG-Net training loop: ``dgnet train`` and the ``train_dgnet`` DVC stage.
+
+    dgnet train --params params.yaml --teacher models/teacher.pt --out models/dgnet
+    dgnet train ... --resume          # continue from models/dgnet/last.pt
+    torchrun --nproc-per-node 2 -m dgnet.cli train ...   # data parallel
+
+Every ``checkpoint_every`` iterations (and at the end) the whole state is
+written atomically to ``last.pt``; batches and dropout are seeded by the
+iteration, so a resumed run continues exactly where the killed one stood.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from dgnet.config import Config
+from dgnet.data.dataset import scaled_pad
+from dgnet.models import build_dgnet
+from dgnet.tracking import Run
+from dgnet.train import checkpoint, distributed
+from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
+from dgnet.train.dgnet_step import DivergenceError, dis_step, gen_step, generate
+from dgnet.train.schedules import loss_weights, lr_factor
+from dgnet.train.teacher import sgd_with_head_lr, set_lr
+
+log = logging.getLogger(__name__)
+NETWORKS = ("appearance", "structure", "decoder", "discriminator")
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    iterations: int
+    seconds: float
+    last_losses: dict[str, float]
+
+
+def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+    """E_a: SGD (heads 10x); E_s + G: Adam; D: Adam (betas 0, 0.999), as the reference."""
+    t = cfg.train
+    adam = dict(betas=(0.0, 0.999), weight_decay=t.weight_decay)
+    gen_params = list(nets["structure"].parameters()) + list(nets["decoder"].parameters())
+    opts = {
+        "appearance": sgd_with_head_lr(nets["appearance"], t.lr_appearance, t.head_lr_mult, 0.9, t.weight_decay),
+        "generator": torch.optim.Adam([{"params": gen_params, "base_lr": t.lr_generator}], lr=t.lr_generator, **adam),
+        "discriminator": torch.optim.Adam(
+            [{"params": nets["discriminator"].parameters(), "base_lr": t.lr_discriminator}],
+            lr=t.lr_discriminator, **adam,
+        ),
+    }
+    return opts
+
+
+def train_dgnet(
+    cfg: Config,
+    images: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    teacher: nn.Module,
+    out_dir: str | Path,
+    run: Run,
+    resume: bool = False,
+    progress: bool = True,
+    sample_hook=None,
+) -> TrainResult:
+    """Train E_a, E_s, G and D jointly on uint8 ``images`` (N, 3, H, W) with ``labels``.
+
+    ``sample_hook(nets, iteration)`` is called every ``sample_every`` iterations
+    (on rank 0) to draw and log a generation grid.
+    """
+    t = cfg.train
+    device = torch.device(cfg.runtime.device)
+    rank, world = distributed.init_from_env(device)
+    out_dir = Path(out_dir)
+    last_path = out_dir / "last.pt"
+
+    torch.manual_seed(t.seed)
+    nets = {name: net.to(device) for name, net in build_dgnet(cfg.model, num_classes).items()}
+    if cfg.runtime.channels_last:
+        nets = {name: net.to(memory_format=torch.channels_last) for name, net in nets.items()}
+    opts = build_optimizers(cfg, nets)
+    teacher = teacher.to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    start = 0
+    if resume and last_path.exists():
+        start = checkpoint.restore(checkpoint.load(last_path, "dgnet", device), nets, opts)
+        log.info("resumed from %s at iteration %d", last_path, start)
+    for net in nets.values():
+        distributed.broadcast_module(net)
+        net.train()
+
+    sampler = BatchSampler(labels, t.batch_size, t.seed, rank, world)
+    pad = scaled_pad(cfg.data.pad, cfg.data.height)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
+    main = distributed.is_main()
+    bar = tqdm(range(start, t.iterations), desc="dgnet", initial=start, total=t.iterations,
+               disable=not (progress and main), dynamic_ncols=True)
+    began = time.perf_counter()
+    last_losses: dict[str, float] = {}
+    for it in bar:
+        factor = lr_factor(it, t.lr_steps, t.lr_gamma)
+        for opt in opts.values():
+            set_lr(opt, factor)
+        weights = loss_weights(it, t)
+        torch.manual_seed(t.seed * 7919 + it * 64 + rank)  # dropout, deterministic per iteration
+        batch = dgnet_batch(images, sampler, it, pad, device)
+        g = iteration_generator(t.seed, it, rank, stream=2)
+        try:
+            with autocast:
+                gen = generate(nets, batch, cfg.data.random_erasing, g)
+                d_losses = dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, t.gp_weight)
+                g_losses = gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g)
+        except DivergenceError as err:
+            kept = f"the last good checkpoint is {last_path}" if last_path.exists() else "no checkpoint was written yet"
+            raise DivergenceError(f"iteration {it}: {err}; training stopped, {kept}") from None
+        for net in nets.values():
+            distributed.broadcast_buffers(net)
+
+        done = it + 1
+        if done % t.log_every == 0 or done == t.iterations:
+            last_losses = {f"loss/{k}": float(v) for k, v in {**d_losses, **g_losses}.items()}
+            metrics = {**last_losses, **{f"weight/{k}": v for k, v in weights.items()},
+                       "lr/appearance": opts["appearance"].param_groups[0]["lr"],
+                       "lr/generator": opts["generator"].param_groups[0]["lr"],
+                       "lr/discriminator": opts["discriminator"].param_groups[0]["lr"]}
+            if main:
+                run.log_metrics(metrics, step=done)
+            bar.set_postfix(total=f"{float(g_losses['total']):.3f}", img=f"{float(g_losses['img1']):.3f}",
+                            id=f"{float(g_losses['id_real']):.3f}", d=f"{float(d_losses['d_adv']):.3f}")
+        if main and sample_hook is not None and (done % t.sample_every == 0 or done == t.iterations):
+            sample_hook(nets, done)
+        if main and (done % t.checkpoint_every == 0 or done == t.iterations):
+            state = checkpoint.make_state("dgnet", cfg, num_classes, done, nets, opts)
+            checkpoint.save(last_path, state)
+        distributed.barrier()
+    return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses)

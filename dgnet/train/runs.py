@@ -1,0 +1,109 @@
+"""Whole training runs, shared by the ``dgnet`` commands and the DVC stage scripts.
+
+Each function takes a validated config and output paths, logs one MLflow run
+and writes its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from dgnet import io, tracking
+from dgnet.config import Config, config_to_dict
+from dgnet.models import build_teacher
+from dgnet.train import checkpoint
+from dgnet.train.data import load_training_set, test_sets
+from dgnet.train.loop import train_dgnet
+from dgnet.train.samples import save_rows, swap_images
+from dgnet.train.teacher import train_teacher
+
+
+def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = False) -> dict:
+    """Table 3's "Baseline" row: the teacher's 512-d bottleneck feature."""
+    from dgnet.eval import evaluate_model
+
+    device = torch.device(cfg.runtime.device)
+    query, gallery, _ = test_sets(cfg.data, validation)
+    model.eval()
+
+    @torch.no_grad()
+    def embed(images):
+        return {"baseline": model(images.to(device)).feature}
+
+    return evaluate_model(embed, query, gallery, cfg.eval, device)["metrics"]["baseline"]
+
+
+def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True) -> dict:
+    """Train the teacher, save it, evaluate it (the Baseline row) and write the metrics JSON."""
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    data = load_training_set(cfg.data, progress=progress)
+    began = time.perf_counter()
+    with tracking.start_run(cfg.tracking, "teacher", params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+        model = train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
+        metrics = evaluate_teacher(cfg, model)
+        metrics = {**metrics, "train_seconds": time.perf_counter() - began,
+                   "train_images": len(data.labels), "train_ids": data.num_classes}
+        run.log_metrics({f"test/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    io.write_json(metrics_path, metrics)
+    return metrics
+
+
+def load_teacher(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, int]:
+    state = checkpoint.load(path, "teacher", device)
+    from dgnet.config import config_from_dict
+
+    model = build_teacher(config_from_dict(state["config"]).model, state["num_classes"])
+    model.load_state_dict(state["models"]["teacher"])
+    return model.to(device).eval(), int(state["num_classes"])
+
+
+def run_dgnet(
+    cfg: Config,
+    teacher_path: str | Path,
+    out_dir: str | Path,
+    figure_path: str | Path,
+    metrics_path: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    run_name: str = "train_dgnet",
+) -> dict:
+    """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses)."""
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = torch.device(cfg.runtime.device)
+    data = load_training_set(cfg.data, progress=progress)
+    teacher, teacher_classes = load_teacher(teacher_path, device)
+    if teacher_classes != data.num_classes:
+        raise ValueError(
+            f"{teacher_path}: the teacher has {teacher_classes} classes but the training set has "
+            f"{data.num_classes}; retrain the teacher on this data set"
+        )
+    # fixed display pairs: the first image of 8 identities and of 8 others
+    first = {}
+    for i, label in enumerate(data.labels.tolist()):
+        first.setdefault(label, i)
+    ids = list(first.values())
+    n = min(8, len(ids) // 2)
+    from dgnet.data.transforms import normalize
+
+    show_a = normalize(data.images[ids[:n]]).to(device)
+    show_b = normalize(data.images[ids[n : 2 * n]]).to(device)
+
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+
+        def sample_hook(nets, iteration):
+            save_rows(swap_images(nets, show_a, show_b), figure_path)
+            run.log_artifact(figure_path, folder=f"samples/iter_{iteration:06d}")
+
+        result = train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, out_dir, run,
+                             resume=resume, progress=progress, sample_hook=sample_hook)
+        metrics = {"iterations": result.iterations, "train_seconds": result.seconds,
+                   "seconds_per_iteration": result.seconds / max(1, result.iterations),
+                   **result.last_losses}
+        run.log_metrics({"train_seconds": result.seconds})
+    io.write_json(metrics_path, metrics)
+    return metrics

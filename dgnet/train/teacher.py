@@ -1,0 +1,105 @@
+"""Teacher / baseline training: a ResNet with a 512-d bottleneck and cross-entropy.
+
+This is both the paper's Table 3 "Baseline" and the teacher whose soft labels
+train f_prim. ``pipelines/teacher.py`` runs it for the DVC stage; the command
+line is ``dgnet train-teacher``.
+
+Augmentation: horizontal flip, pad-and-crop, random erasing. Optimiser: SGD
+with momentum and Nesterov, heads at ``head_lr_mult`` x the backbone rate,
+multi-step decay at ``lr_step_epochs``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from dgnet import losses as L
+from dgnet.config import Config
+from dgnet.data.dataset import scaled_pad
+from dgnet.data.transforms import random_erasing
+from dgnet.models import build_teacher
+from dgnet.models.teacher import Teacher
+from dgnet.tracking import Run
+from dgnet.train import checkpoint
+from dgnet.train.batches import BatchSampler, augment, iteration_generator
+from dgnet.train.dgnet_step import check_finite
+from dgnet.train.schedules import lr_factor
+
+
+def sgd_with_head_lr(model, lr: float, head_mult: float, momentum: float, weight_decay: float):
+    """SGD (Nesterov) with the heads at ``head_mult`` x the backbone learning rate."""
+    groups = [
+        {"params": list(model.backbone_parameters()), "base_lr": lr},
+        {"params": list(model.head_parameters()), "base_lr": lr * head_mult},
+    ]
+    for group in groups:
+        group["lr"] = group["base_lr"]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+def train_teacher(
+    cfg: Config,
+    images: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    out_path: str | Path,
+    run: Run,
+    progress: bool = True,
+) -> Teacher:
+    """Train the teacher on uint8 ``images`` (N, 3, H, W) with ``labels`` in [0, K); save a checkpoint."""
+    tcfg = cfg.teacher
+    device = torch.device(cfg.runtime.device)
+    torch.manual_seed(tcfg.seed)
+    model = build_teacher(cfg.model, num_classes).to(device)
+    optimizer = sgd_with_head_lr(model, tcfg.lr, tcfg.head_lr_mult, tcfg.momentum, tcfg.weight_decay)
+    sampler = BatchSampler(labels, tcfg.batch_size, tcfg.seed)
+    per_epoch = sampler.iterations_per_epoch()
+    pad = scaled_pad(cfg.data.pad, cfg.data.height)
+    total = per_epoch * tcfg.epochs
+
+    model.train()
+    bar = tqdm(range(total), desc="teacher", disable=not progress, dynamic_ncols=True)
+    epoch_loss, epoch_correct, epoch_seen = 0.0, 0, 0
+    for it in bar:
+        epoch = it // per_epoch
+        set_lr(optimizer, lr_factor(epoch, tcfg.lr_step_epochs, tcfg.lr_gamma))
+        g = iteration_generator(tcfg.seed, it)
+        torch.manual_seed(tcfg.seed * 7919 + it)  # dropout, deterministic per iteration
+        idx = sampler.indices(it)
+        x = random_erasing(augment(images[idx], pad, g), cfg.data.random_erasing, g).to(device)
+        y = labels[idx].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16):
+            logits = model(x).logits
+        loss = L.id_loss(logits.float(), y)
+        check_finite({"teacher_ce": loss})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        epoch_loss += float(loss) * len(y)
+        epoch_correct += int((logits.argmax(1) == y).sum())
+        epoch_seen += len(y)
+        if (it + 1) % per_epoch == 0:
+            metrics = {
+                "teacher/loss": epoch_loss / epoch_seen,
+                "teacher/train_acc": epoch_correct / epoch_seen,
+                "teacher/lr": optimizer.param_groups[0]["lr"],
+            }
+            run.log_metrics(metrics, step=epoch + 1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{metrics['teacher/loss']:.3f}",
+                            acc=f"{metrics['teacher/train_acc']:.2f}")
+            epoch_loss, epoch_correct, epoch_seen = 0.0, 0, 0
+
+    model.eval()
+    state = checkpoint.make_state("teacher", cfg, num_classes, total, {"teacher": model}, {"sgd": optimizer})
+    checkpoint.save(out_path, state)
+    return model

@@ -1,0 +1,35 @@
+"""Shared fixtures: the micro configuration, a tiny synthetic data set, one MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dgnet.config import SynthConfig, config_from_dict, preset_dict, replace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory) -> Path:
+    """The micro configuration's synthetic data set, written once per session."""
+    from dgnet.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("data") / "synth_a"
+    synth = SynthConfig(**{k: v for k, v in preset_dict("micro")["data"]["synth"].items()})
+    write_synthetic(root, synth)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One SQLite MLflow store per session (its first connection migrates the schema)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def micro_cfg(micro_data, mlflow_uri):
+    """The real micro preset, pointed at the session's data and MLflow store."""
+    cfg = config_from_dict(preset_dict("micro"))
+    return replace(cfg, **{"data.root": str(micro_data), "tracking.uri": mlflow_uri})
