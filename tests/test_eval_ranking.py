@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from dgnet.eval import ranking
 from dgnet.eval.ranking import (
     auto_chunk,
     evaluate_features,
@@ -198,9 +199,20 @@ def test_features_numpy_inputs_and_errors():
 
 
 def test_auto_chunk_bounds_memory():
-    assert auto_chunk(3368, 15913, budget_bytes=128 * 2**20) * 15913 * 32 <= 128 * 2**20
+    assert auto_chunk(3368, 15913, budget_bytes=64 * 2**20) * 15913 * 5 <= 64 * 2**20
+    assert auto_chunk(3368, 15913, 8) < auto_chunk(3368, 15913, 4)
     assert auto_chunk(10, 10) == 10
     assert auto_chunk(5, 10**9) == 1
+
+
+def test_selected_entries_processed_in_row_blocks(monkeypatch):
+    # a tiny budget: one chunk's selected entries are split into many row blocks
+    dist, qp, gp, qc, gc = random_case(5, num_q=30, num_g=80)
+    want_cmc, want_map, _ = brute_force(dist, qp, gp, qc, gc, 10, "trapezoid")
+    monkeypatch.setattr(ranking, "DEFAULT_CHUNK_BYTES", 1)
+    r = evaluate_ranking_detailed(dist, qp, gp, qc, gc, max_rank=10, chunk=30)
+    np.testing.assert_allclose(r.cmc, want_cmc, atol=1e-12)
+    assert r.mAP == pytest.approx(want_map, abs=1e-12)
 
 
 def test_top_k_matches_skips_removed_entries():

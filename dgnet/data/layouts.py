@@ -66,7 +66,8 @@ PUBLISHED: dict[str, dict[str, tuple[int, int]]] = {
 # ---------------------------------------------------------------- folder layouts
 # (regex on the file stem, human-readable pattern for error messages)
 
-_MARKET_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)s\d+_\d+_\d+$"), "PPPP_cCsS_FFFFFF_BB.jpg, e.g. 0002_c1s1_000451_03.jpg")
+_MARKET_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)s\d+_\d+_\d+$"),
+                "PPPP_cCsS_FFFFFF_BB.jpg, e.g. 0002_c1s1_000451_03.jpg")
 _DUKE_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_f\d+$"), "PPPP_cC_fFFFFFFF.jpg, e.g. 0001_c2_f0046182.jpg")
 _CUHK_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_\d+$"), "PPPP_cC_N.png, e.g. 0001_c1_1.png")
 _MSMT_NAME = re.compile(r"^\d+_\d+_(\d+)_")

@@ -151,7 +151,8 @@ def _make_identity(rng: np.random.Generator, palette, previous: list[Identity]) 
         top, top_rgb, bottom, bottom_rgb = twin.top, twin.top_rgb, twin.bottom, twin.bottom_rgb
     top2, top2_rgb = pick(palette)
     if top2 == top:
-        top2, top2_rgb = ("white", _jitter(rng, (225, 225, 220))) if top != "white" else ("black", _jitter(rng, (25, 25, 28)))
+        top2, rgb = ("white", (225, 225, 220)) if top != "white" else ("black", (25, 25, 28))
+        top2_rgb = _jitter(rng, rgb)
     shoe, shoe_rgb = pick(palette[:3] + palette[-4:])  # shoes: mostly dark / neutral
     hair, hair_rgb = pick(HAIR)
     bag = BAGS[int(rng.choice(3, p=(0.5, 0.3, 0.2)))]
@@ -388,7 +389,8 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
         _paint(img, shoulders, top_fill)
         if ident.bag == "backpack":
             if view == "back":
-                _paint(img, cv.box(cx - 0.75 * hw_sh, cx + 0.75 * hw_sh, y_sh + 0.03 * s, y_sh + 0.27 * s), ident.bag_rgb)
+                pack = cv.box(cx - 0.75 * hw_sh, cx + 0.75 * hw_sh, y_sh + 0.03 * s, y_sh + 0.27 * s)
+                _paint(img, pack, ident.bag_rgb)
             else:
                 for sx in (-0.55 * hw_sh, 0.55 * hw_sh):
                     _paint(img, cv.capsule((cx + sx, y_sh), (cx + sx * 1.05, y_sh + 0.2 * s), 0.014 * s), ident.bag_rgb)

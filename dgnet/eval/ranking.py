@@ -55,7 +55,7 @@ APMode = Literal["trapezoid", "standard"]
 AP_MODES = ("trapezoid", "standard")
 
 #: Default memory for one chunk's score block and its temporaries (bytes).
-DEFAULT_CHUNK_BYTES = 128 * 2**20
+DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -149,16 +149,46 @@ def _check_ap(ap: str) -> None:
         raise ValueError(f"ap: expected one of {', '.join(AP_MODES)}, got {ap!r}")
 
 
-def auto_chunk(num_queries: int, num_gallery: int, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    """Queries per chunk so that a chunk's scores and temporaries fit ``budget_bytes``.
+def auto_chunk(
+    num_queries: int, num_gallery: int, itemsize: int = 4, budget_bytes: int | None = None
+) -> int:
+    """Queries per chunk so that a chunk's scores and selection mask fit ``budget_bytes``.
 
-    About 32 bytes per score: the score itself, the selection mask, and (in the
-    worst case, every entry selected) its indices and value.
+    ``itemsize + 1`` bytes per score (the score and a bool; default budget
+    :data:`DEFAULT_CHUNK_BYTES`, 64 MiB: 843 queries of Market-1501's 15,913
+    non-junk gallery images). The entries selected in a chunk are then
+    processed in row blocks of about the same size.
     """
-    return int(max(1, min(num_queries, budget_bytes // max(1, 32 * num_gallery))))
+    budget = DEFAULT_CHUNK_BYTES if budget_bytes is None else budget_bytes
+    return int(max(1, min(num_queries, budget // max(1, (itemsize + 1) * num_gallery))))
 
 
 # ---------------------------------------------------------------- core
+
+
+def _positives_ahead(Pf, Cf, width, rows, vals, cols):
+    """How many of its row's positives rank before each entry ``(row, score, col)``.
+
+    ``Pf``/``Cf``: the rows' positive scores and gallery indices, flattened from
+    ``(rows, width)``, each row in rank order (score down, index up) and padded
+    with ``-inf`` to a power-of-two ``width`` larger than its count. A
+    positive ranks before the entry if its score is higher, or equal with a
+    lower gallery index. Branchless binary search: ``log2(width)`` gathers.
+    """
+    base = rows * width
+    ahead = torch.zeros_like(rows)
+    step = width // 2
+    while step:
+        ahead += (Pf[base + ahead + (step - 1)] > vals) * step
+        step //= 2
+    # equal scores: the positives of the tie group with a lower gallery index also rank before
+    tied = torch.nonzero(Pf[base + ahead] == vals).squeeze(1)
+    while len(tied):
+        j = base[tied] + ahead[tied]
+        before = (Pf[j] == vals[tied]) & (Cf[j] < cols[tied])
+        tied = tied[before]
+        ahead[tied] += 1
+    return ahead
 
 
 def _rank_core(
@@ -180,50 +210,53 @@ def _rank_core(
     num_pos_all = pairs.num_pos.to(device)
     ap_all = torch.full((num_q,), float("nan"), dtype=torch.float64)
     first_all = torch.full((num_q,), -1, dtype=torch.int64)
+    # rows per block of selected entries: ~48 bytes of temporaries per entry, all may be selected
+    block = max(1, DEFAULT_CHUNK_BYTES // (48 * max(1, len(kept_pids))))
     for a in range(0, num_q, chunk):
         b = min(num_q, a + chunk)
         c = b - a
         n_r = num_pos_all[a:b]  # positives per query in this chunk
-        n_pad = int(n_r.max()) if c else 0
+        n_pad = int(pairs.num_pos[a:b].max())
         if n_pad == 0:
             continue
+        width = 1 << n_pad.bit_length()  # a power of two > n_pad: at least one pad per row
         S = scores_of(a, b).contiguous()  # (c, G) scores, higher ranks first
         if not S.is_floating_point():
             S = S.to(torch.float64)
-        # the chunk's positives, padded to (c, n_pad); within a row gallery index ascends
+        G = S.shape[1]
+        # the chunk's positives, padded to (c, width); within a row gallery index ascends
         p0, p1 = int(pairs.pos_ptr[a]), int(pairs.pos_ptr[b])
         pos_row = torch.repeat_interleave(torch.arange(c, device=device), n_r)
         pos_col = pairs.pos_gallery[p0:p1].to(device)
         slot = torch.arange(p1 - p0, device=device) - (pairs.pos_ptr[a:b].to(device) - p0)[pos_row]
-        P = torch.full((c, n_pad), float("-inf"), dtype=S.dtype, device=device)
-        C = torch.full((c, n_pad), S.shape[1], dtype=torch.int64, device=device)
+        P = torch.full((c, width), float("-inf"), dtype=S.dtype, device=device)
+        C = torch.full((c, width), G, dtype=torch.int64, device=device)
         P[pos_row, slot] = S[pos_row, pos_col]
         C[pos_row, slot] = pos_col
         # rank order of the positives: score down, gallery index up (stable sort); pads last
         P, perm = torch.sort(P, dim=1, descending=True, stable=True)
         C = C.gather(1, perm)
+        Pf, Cf = P.reshape(-1), C.reshape(-1)
         last = P.gather(1, (n_r - 1).clamp(min=0)[:, None]).squeeze(1)
         last = torch.where(n_r > 0, last, torch.full_like(last, float("inf")))
-        # only entries scoring at least the last positive can precede a hit
+        # only entries scoring at least the query's last positive can precede one of its hits
         selected = S >= last[:, None]  # (c, G) bool
-        flat = selected.view(-1).nonzero().squeeze(1)  # row-major
-        vals = S.view(-1)[flat]
-        rows, cols = flat // S.shape[1], flat % S.shape[1]
+        hist = torch.zeros(c * (width + 1), dtype=torch.int64, device=device)
+        for ra in range(0, c, block):  # bounded memory even if every entry is selected
+            rb = min(c, ra + block)
+            flat = selected[ra:rb].reshape(-1).nonzero().squeeze(1)  # row-major
+            vals = S[ra:rb].reshape(-1)[flat]
+            rows, cols = flat // G + ra, flat % G
+            negative = kept_pids[cols] != q_pids[a + rows]  # same pid: a hit or removed
+            ahead = _positives_ahead(Pf, Cf, width, rows, vals, cols)
+            # bin `width` collects the same-pid entries, which are not negatives
+            hist += torch.bincount(
+                rows * (width + 1) + torch.where(negative, ahead, width), minlength=c * (width + 1)
+            )
         del S, selected
-        negative = kept_pids[cols] != q_pids[a + rows]  # same pid: a hit or removed
-        rows, cols, vals = rows[negative], cols[negative], vals[negative]
-        # for each selected negative: how many positives rank before it
-        before = torch.empty_like(rows)
-        piece = max(1, (DEFAULT_CHUNK_BYTES // 8) // (16 * n_pad))
-        for s in range(0, len(rows), piece):
-            r, v, g = rows[s : s + piece], vals[s : s + piece, None], cols[s : s + piece, None]
-            Pr, Cr = P[r], C[r]  # (piece, n_pad)
-            ahead = (Pr > v) | ((Pr == v) & (Cr < g))
-            before[s : s + piece] = ahead.sum(1)
-        hist = torch.bincount(rows * (n_pad + 1) + before, minlength=c * (n_pad + 1))
-        neg_before = torch.cumsum(hist.view(c, n_pad + 1), 1)[:, :n_pad]  # negatives before hit i
+        neg_before = torch.cumsum(hist.view(c, width + 1), 1)[:, :n_pad]  # negatives before hit k+1
         k = torch.arange(n_pad, device=device)
-        pos = (k + neg_before).to(torch.float64)  # 0-based position of hit i = k + 1
+        pos = (k + neg_before).to(torch.float64)  # 0-based position of hit k + 1
         valid = (k[None, :] < n_r[:, None]).to(torch.float64)
         hit = (k + 1).to(torch.float64)
         precision = hit / (pos + 1)
@@ -287,7 +320,7 @@ def evaluate_ranking_detailed(
             raise ValueError("distmat: contains NaN")
         return -block  # negation is exact: the order and the ties are those of the distances
 
-    chunk = chunk or auto_chunk(D.shape[0], len(keep))
+    chunk = chunk or auto_chunk(D.shape[0], len(keep), D.element_size())
     return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
 
 
@@ -339,7 +372,7 @@ def evaluate_features_detailed(
     def scores_of(a: int, b: int) -> torch.Tensor:
         return q[a:b] @ gkT  # (b - a, G_kept) similarities
 
-    chunk = chunk or auto_chunk(q.shape[0], len(keep))
+    chunk = chunk or auto_chunk(q.shape[0], len(keep), q.element_size())
     return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
 
 
