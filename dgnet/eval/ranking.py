@@ -28,13 +28,14 @@ distance matrix): queries go in chunks. Per chunk one matrix product gives the
 similarities (``chunk x G``). Each query's positives are few: they are sorted
 (similarity down, gallery index up). Only gallery entries that rank before the
 query's last positive can change a hit's position, so one comparison with that
-positive's score selects them; for each selected negative we count the
-positives ranked before it (a comparison with the query's handful of positive
-scores, ties by index), and a histogram of those counts, summed cumulatively,
-is the number of negatives before each hit. Hit ``i`` sits at position
+positive's score selects them; for each selected negative a binary search in
+the query's sorted positives (ties by gallery index) counts the positives
+ranked before it, and a histogram of those counts, summed cumulatively, is the
+number of negatives before each hit. Hit ``i`` sits at position
 ``(i - 1) + #negatives before it``, which gives CMC (first hit) and AP. Cost: the
 matrix product plus work proportional to the entries that outrank a query's
-last positive. Memory: one ``chunk x G`` block of scores (see ``chunk``).
+last positive. Memory: one ``chunk x G`` block of scores and its selection
+(:func:`auto_chunk`), never ``Q x G``.
 
     >>> cmc, mAP = evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids)
     >>> cmc, mAP = evaluate_features(q_feat, g_feat, q_pids, g_pids, q_camids, g_camids)
@@ -56,6 +57,10 @@ AP_MODES = ("trapezoid", "standard")
 
 #: Default memory for one chunk's score block and its temporaries (bytes).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: Selected entries handled at a time. Below torch's parallel grain (32,768), so
+#: the many small operations on them run on the calling thread: no thread
+#: barrier per operation, which costs milliseconds each on a busy machine.
+PIECE = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,12 @@ def _matrix(values, name: str) -> torch.Tensor:
 class _Pairs:
     """Per-query positives (CSR over queries, gallery indices ascending)."""
 
-    keep: torch.Tensor  # gallery indices that are not junk, ascending
     q_pids: torch.Tensor
-    kept_pids: torch.Tensor  # pids of the kept gallery
+    g_pids: torch.Tensor
     pos_ptr: torch.Tensor  # (Q + 1,)
-    pos_gallery: torch.Tensor  # indices into the kept gallery
+    pos_query: torch.Tensor  # per positive: its query
+    pos_slot: torch.Tensor  # per positive: its place among its query's positives
+    pos_gallery: torch.Tensor  # per positive: its gallery index
     num_pos: torch.Tensor  # (Q,)
 
 
@@ -120,23 +126,22 @@ def _pairs(q_pids, g_pids, q_camids, g_camids) -> _Pairs:
         raise ValueError(f"q_pids has {len(qp)} entries but q_camids has {len(qc)}")
     if len(gp) != len(gc):
         raise ValueError(f"g_pids has {len(gp)} entries but g_camids has {len(gc)}")
-    keep = torch.nonzero(gp != -1).flatten()  # junk is removed for every query
-    kp, kc = gp[keep], gc[keep]
     # gallery entries sharing the query's pid: a range of the pid-sorted gallery
-    order = torch.sort(kp, stable=True).indices  # ascending index inside each pid
-    sorted_pids = kp[order]
+    order = torch.sort(gp, stable=True).indices  # ascending index inside each pid
+    sorted_pids = gp[order]
     lo = torch.searchsorted(sorted_pids, qp, right=False)
     hi = torch.searchsorted(sorted_pids, qp, right=True)
     counts = hi - lo
     q_of = torch.repeat_interleave(torch.arange(len(qp)), counts)
     start = torch.cumsum(counts, 0) - counts
     g_of = order[lo[q_of] + torch.arange(len(q_of)) - start[q_of]]
-    positive = kc[g_of] != qc[q_of]  # same pid and same camera: removed
+    positive = (gc[g_of] != qc[q_of]) & (gp[g_of] != -1)  # same camera, junk: removed
     q_of, g_of = q_of[positive], g_of[positive]
     num_pos = torch.bincount(q_of, minlength=len(qp))
     pos_ptr = torch.zeros(len(qp) + 1, dtype=torch.int64)
     pos_ptr[1:] = torch.cumsum(num_pos, 0)
-    return _Pairs(keep, qp, kp, pos_ptr, g_of, num_pos)
+    slot = torch.arange(len(q_of)) - pos_ptr[q_of]
+    return _Pairs(qp, gp, pos_ptr, q_of, slot, g_of, num_pos)
 
 
 def _all_finite(t: torch.Tensor) -> bool:
@@ -152,15 +157,16 @@ def _check_ap(ap: str) -> None:
 def auto_chunk(
     num_queries: int, num_gallery: int, itemsize: int = 4, budget_bytes: int | None = None
 ) -> int:
-    """Queries per chunk so that a chunk's scores and selection mask fit ``budget_bytes``.
+    """Queries per chunk so that a chunk's scores and selection fit ``budget_bytes``.
 
-    ``itemsize + 1`` bytes per score (the score and a bool; default budget
-    :data:`DEFAULT_CHUNK_BYTES`, 64 MiB: 843 queries of Market-1501's 15,913
-    non-junk gallery images). The entries selected in a chunk are then
-    processed in row blocks of about the same size.
+    ``itemsize + 9`` bytes per score: the score, a bool, and the 8-byte index
+    of the score should every entry be selected (default budget
+    :data:`DEFAULT_CHUNK_BYTES`, 64 MiB: 261 queries against Market-1501's
+    19,732 gallery images). The selected entries are then processed in pieces
+    of :data:`PIECE`.
     """
     budget = DEFAULT_CHUNK_BYTES if budget_bytes is None else budget_bytes
-    return int(max(1, min(num_queries, budget // max(1, (itemsize + 1) * num_gallery))))
+    return int(max(1, min(num_queries, budget // max(1, (itemsize + 9) * num_gallery))))
 
 
 # ---------------------------------------------------------------- core
@@ -179,15 +185,17 @@ def _positives_ahead(Pf, Cf, width, rows, vals, cols):
     ahead = torch.zeros_like(rows)
     step = width // 2
     while step:
-        ahead += (Pf[base + ahead + (step - 1)] > vals) * step
+        ahead += (Pf.index_select(0, base + ahead + (step - 1)) > vals) * step
         step //= 2
     # equal scores: the positives of the tie group with a lower gallery index also rank before
-    tied = torch.nonzero(Pf[base + ahead] == vals).squeeze(1)
+    tied = torch.nonzero(Pf.index_select(0, base + ahead) == vals).squeeze(1)
     while len(tied):
-        j = base[tied] + ahead[tied]
-        before = (Pf[j] == vals[tied]) & (Cf[j] < cols[tied])
-        tied = tied[before]
-        ahead[tied] += 1
+        j = base.index_select(0, tied) + ahead.index_select(0, tied)
+        before = (Pf.index_select(0, j) == vals.index_select(0, tied)) & (
+            Cf.index_select(0, j) > cols.index_select(0, tied)
+        )
+        tied = torch.masked_select(tied, before)
+        ahead.index_add_(0, tied, torch.ones_like(tied))
     return ahead
 
 
@@ -201,17 +209,16 @@ def _rank_core(
 ) -> RankingResult:
     """Hit positions from chunks of scores (higher = better), then CMC and AP.
 
-    ``scores_of(a, b)`` returns the ``(b - a, G_kept)`` scores of queries
-    ``a..b-1`` against the kept (non-junk) gallery, in gallery order.
+    ``scores_of(a, b)`` returns the ``(b - a, G)`` scores of queries ``a..b-1``.
     """
     num_q = len(pairs.q_pids)
     q_pids = pairs.q_pids.to(device)
-    kept_pids = pairs.kept_pids.to(device)
+    g_pids = pairs.g_pids.to(device)
+    g_junk = g_pids == -1
     num_pos_all = pairs.num_pos.to(device)
     ap_all = torch.full((num_q,), float("nan"), dtype=torch.float64)
     first_all = torch.full((num_q,), -1, dtype=torch.int64)
-    # rows per block of selected entries: ~48 bytes of temporaries per entry, all may be selected
-    block = max(1, DEFAULT_CHUNK_BYTES // (48 * max(1, len(kept_pids))))
+    piece = min(PIECE, max(1, DEFAULT_CHUNK_BYTES // 64))  # selected entries at a time
     for a in range(0, num_q, chunk):
         b = min(num_q, a + chunk)
         c = b - a
@@ -226,13 +233,14 @@ def _rank_core(
         G = S.shape[1]
         # the chunk's positives, padded to (c, width); within a row gallery index ascends
         p0, p1 = int(pairs.pos_ptr[a]), int(pairs.pos_ptr[b])
-        pos_row = torch.repeat_interleave(torch.arange(c, device=device), n_r)
+        pos_row = pairs.pos_query[p0:p1].to(device) - a
         pos_col = pairs.pos_gallery[p0:p1].to(device)
-        slot = torch.arange(p1 - p0, device=device) - (pairs.pos_ptr[a:b].to(device) - p0)[pos_row]
-        P = torch.full((c, width), float("-inf"), dtype=S.dtype, device=device)
-        C = torch.full((c, width), G, dtype=torch.int64, device=device)
-        P[pos_row, slot] = S[pos_row, pos_col]
-        C[pos_row, slot] = pos_col
+        at = pos_row * width + pairs.pos_slot[p0:p1].to(device)
+        P = torch.full((c * width,), float("-inf"), dtype=S.dtype, device=device)
+        C = torch.full((c * width,), G, dtype=torch.int64, device=device)
+        P.index_copy_(0, at, S.view(-1).index_select(0, pos_row * G + pos_col))
+        C.index_copy_(0, at, pos_col)
+        P, C = P.view(c, width), C.view(c, width)
         # rank order of the positives: score down, gallery index up (stable sort); pads last
         P, perm = torch.sort(P, dim=1, descending=True, stable=True)
         C = C.gather(1, perm)
@@ -241,19 +249,24 @@ def _rank_core(
         last = torch.where(n_r > 0, last, torch.full_like(last, float("inf")))
         # only entries scoring at least the query's last positive can precede one of its hits
         selected = S >= last[:, None]  # (c, G) bool
+        flat = selected.view(-1).nonzero().squeeze(1)  # row-major
+        del selected
+        S_flat = S.view(-1)
         hist = torch.zeros(c * (width + 1), dtype=torch.int64, device=device)
-        for ra in range(0, c, block):  # bounded memory even if every entry is selected
-            rb = min(c, ra + block)
-            flat = selected[ra:rb].reshape(-1).nonzero().squeeze(1)  # row-major
-            vals = S[ra:rb].reshape(-1)[flat]
-            rows, cols = flat // G + ra, flat % G
-            negative = kept_pids[cols] != q_pids[a + rows]  # same pid: a hit or removed
+        for e in range(0, len(flat), piece):  # bounded memory even if every entry is selected
+            f = flat[e : e + piece]
+            vals = S_flat.index_select(0, f)
+            rows, cols = f // G, f % G
+            # junk, or the query's pid (a hit or a removed entry): not a negative
+            negative = (g_pids.index_select(0, cols) != q_pids.index_select(0, a + rows)) & ~(
+                g_junk.index_select(0, cols)
+            )
             ahead = _positives_ahead(Pf, Cf, width, rows, vals, cols)
-            # bin `width` collects the same-pid entries, which are not negatives
+            # bin `width` collects what is not a negative
             hist += torch.bincount(
                 rows * (width + 1) + torch.where(negative, ahead, width), minlength=c * (width + 1)
             )
-        del S, selected
+        del S, flat
         neg_before = torch.cumsum(hist.view(c, width + 1), 1)[:, :n_pad]  # negatives before hit k+1
         k = torch.arange(n_pad, device=device)
         pos = (k + neg_before).to(torch.float64)  # 0-based position of hit k + 1
@@ -311,16 +324,14 @@ def evaluate_ranking_detailed(
             f"x {len(g_pids)} gallery labels"
         )
     device = D.device
-    keep = pairs.keep.to(device)
-    all_kept = len(keep) == D.shape[1]
 
     def scores_of(a: int, b: int) -> torch.Tensor:
-        block = D[a:b] if all_kept else D[a:b].index_select(1, keep)
+        block = D[a:b]
         if torch.isnan(block).any():
             raise ValueError("distmat: contains NaN")
         return -block  # negation is exact: the order and the ties are those of the distances
 
-    chunk = chunk or auto_chunk(D.shape[0], len(keep), D.element_size())
+    chunk = chunk or auto_chunk(D.shape[0], D.shape[1], D.element_size())
     return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
 
 
@@ -343,8 +354,8 @@ def evaluate_features_detailed(
     ranking and its ties are those of the inner products, so the result equals
     :func:`evaluate_ranking_detailed` on ``-(q_feat @ g_feat.T)``. The full
     distance matrix is never built: one ``chunk x G`` block at a time (default
-    from :func:`auto_chunk`, about 128 MiB). Runs where the features are (CPU
-    or GPU); the junk gallery columns are dropped before the product.
+    from :func:`auto_chunk`, about 64 MiB). Runs where the features are (CPU
+    or GPU).
     """
     _check_ap(ap)
     if max_rank < 1:
@@ -365,14 +376,12 @@ def evaluate_features_detailed(
             f"({len(pairs.q_pids)}, {len(g_pids)})"
         )
     device = q.device
-    keep = pairs.keep.to(device)
-    gk = g if len(keep) == g.shape[0] else g.index_select(0, keep)
-    gkT = gk.T
+    gT = g.T
 
     def scores_of(a: int, b: int) -> torch.Tensor:
-        return q[a:b] @ gkT  # (b - a, G_kept) similarities
+        return q[a:b] @ gT  # (b - a, G) similarities
 
-    chunk = chunk or auto_chunk(q.shape[0], len(keep), q.element_size())
+    chunk = chunk or auto_chunk(q.shape[0], g.shape[0], q.element_size())
     return _rank_core(scores_of, pairs, max_rank, ap, chunk, device)
 
 

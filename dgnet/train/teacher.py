@@ -85,7 +85,7 @@ def train_teacher(
         loss.backward()
         optimizer.step()
 
-        epoch_loss += float(loss) * len(y)
+        epoch_loss += loss.item() * len(y)
         epoch_correct += int((logits.argmax(1) == y).sum())
         epoch_seen += len(y)
         if (it + 1) % per_epoch == 0:
