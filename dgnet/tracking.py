@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import os
 import subprocess
 from contextlib import contextmanager
@@ -37,6 +38,11 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
+def _metric_name(name: str) -> str:
+    """MLflow allows only alphanumerics and ``_ - . / : `` and spaces in metric names."""
+    return re.sub(r"[^0-9A-Za-z_\-./: ]", "_", name)
+
+
 class Run:
     """A thin handle on an active MLflow run (or a no-op when tracking is off)."""
 
@@ -47,7 +53,9 @@ class Run:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self._mlflow is None:
             return
-        finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        finite = {
+            _metric_name(k): float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
+        }
         if finite:
             self._mlflow.log_metrics(finite, step=step)
 

@@ -192,10 +192,10 @@ def _positives_ahead(Pf, Cf, width, rows, vals, cols):
     while len(tied):
         j = base.index_select(0, tied) + ahead.index_select(0, tied)
         before = (Pf.index_select(0, j) == vals.index_select(0, tied)) & (
-            Cf.index_select(0, j) > cols.index_select(0, tied)
+            Cf.index_select(0, j) < cols.index_select(0, tied)
         )
         tied = torch.masked_select(tied, before)
-        ahead.index_add_(0, tied, torch.ones_like(tied))
+        pass
     return ahead
 
 

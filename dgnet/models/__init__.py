@@ -130,8 +130,8 @@ def load_embedder(
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserError(f"{path}: not a dgnet checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     kind = ckpt.get("kind")
-    if kind not in ("teacher", "dgnet"):
-        raise UserError(f"{path}: unknown checkpoint kind {kind!r} (expected 'teacher' or 'dgnet')")
+    if kind not in ("teacher", "dgnet", "reid"):
+        raise UserError(f"{path}: unknown checkpoint kind {kind!r} (expected 'teacher', 'dgnet' or 'reid')")
     for key in ("config", "num_classes", "models"):
         if key not in ckpt:
             raise UserError(f"{path}: checkpoint has no {key!r} entry")
@@ -149,18 +149,29 @@ def load_embedder(
     _load_state(net, models[name], path, name)
     net = net.to(device).eval()
 
+    if kind == "teacher":
+
+        @torch.no_grad()
+        def embed(images: Tensor) -> dict[str, Tensor]:
+            return {"baseline": net(images.to(device)).feature}
+
+        return embed, ckpt["config"]
+    return appearance_embedder(net, device), ckpt["config"]
+
+
+def appearance_embedder(net: nn.Module, device: str | torch.device) -> Callable[[Tensor], dict[str, Tensor]]:
+    """``embed(images) -> {"f_prim", "f_fine"}`` of an appearance encoder (put it in eval mode first)."""
+
     @torch.no_grad()
     def embed(images: Tensor) -> dict[str, Tensor]:
         out = net(images.to(device))
-        if kind == "teacher":
-            return {"baseline": out.feature}
         return {"f_prim": out.f_prim, "f_fine": out.f_fine}
 
-    return embed, ckpt["config"]
+    return embed
 
 
 __all__ = [
     "AppearanceEncoder", "AppearanceOutput", "CHECKPOINT_FORMAT", "Decoder", "Discriminator",
     "StructureEncoder", "Teacher", "TeacherOutput", "build_backbone", "build_dgnet", "build_teacher",
-    "load_embedder", "model_summary", "to_gray",
+    "appearance_embedder", "load_embedder", "model_summary", "to_gray",
 ]

@@ -69,11 +69,14 @@ def train_dgnet(
     resume: bool = False,
     progress: bool = True,
     sample_hook=None,
+    iteration_hook=None,
 ) -> TrainResult:
     """Train E_a, E_s, G and D jointly on uint8 ``images`` (N, 3, H, W) with ``labels``.
 
     ``sample_hook(nets, iteration)`` is called every ``sample_every`` iterations
-    (on rank 0) to draw and log a generation grid.
+    (on rank 0) to draw and log a generation grid; ``iteration_hook(nets,
+    iteration)`` after every iteration (e.g. Optuna's intermediate validation,
+    which may raise ``optuna.TrialPruned`` to stop the run).
     """
     t = cfg.train
     device = torch.device(cfg.runtime.device)
@@ -141,5 +144,7 @@ def train_dgnet(
         if main and (done % t.checkpoint_every == 0 or done == t.iterations):
             state = checkpoint.make_state("dgnet", cfg, num_classes, done, nets, opts)
             checkpoint.save(last_path, state)
+        if iteration_hook is not None:
+            iteration_hook(nets, done)
         distributed.barrier()
     return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses)

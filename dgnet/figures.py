@@ -1,0 +1,179 @@
+"""The paper's generation figures, drawn from a trained DG-Net (PNG, written atomically).
+
+    from dgnet.eval.generation import load_generator
+    from dgnet import figures
+    nets = load_generator("models/dgnet/last.pt", "cpu")
+    figures.swap_grid(nets, x, x, "reports/figures/fig1_swap_grid.png")              # Figure 1 / 6
+    figures.appearance_interpolation(nets, x[:3], x[3:6], "reports/figures/fig5.png")  # Figure 5
+    figures.structure_interpolation(nets, x[:3], x[3:6], "reports/figures/fig9.png")   # Figure 9
+    figures.ablation_grid({"DG-Net": nets, "w/o feed": nets2}, x[:5], x[1:], "fig4.png")  # Figure 4
+
+Inputs are normalised images (B, 3, H, W) as the networks take them; every
+cell is denormalised to RGB for display. Generation runs in eval mode
+without gradients (the networks' modes are restored afterwards).
+
+- Figure 1 (and Figure 6 on test images): rows = appearance, columns =
+  structure; the first row holds the structure inputs, the first column the
+  appearance inputs, cell (r, c) = G(a_r, s_c).
+- Figure 5: each row keeps the structure of its first image and walks the
+  appearance code linearly from that image's to the last image's (11 steps,
+  as the reference's ``visual_tools/show_smooth.py``).
+- Figure 9: each row keeps the appearance of its first image and walks the
+  structure code linearly (``show_smooth_structure.py``).
+- Figure 4: columns = input pairs; rows = appearance input, structure input,
+  then G(a, s) of each model given (full, w/o feed, w/o id), missing ones
+  skipped.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dgnet import io
+from dgnet.data.transforms import denormalize
+from dgnet.models.structure import to_gray
+
+INTERPOLATION_STEPS = 11  # t = 0, 0.1, ..., 1 as in the reference's show_smooth.py
+
+
+def _device(nets: Mapping[str, nn.Module]) -> torch.device:
+    return next(nets["decoder"].parameters()).device
+
+
+@contextmanager
+def _eval(nets: Mapping[str, nn.Module]) -> Iterator[None]:
+    modes = {name: net.training for name, net in nets.items()}
+    for net in nets.values():
+        net.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for name, net in nets.items():
+            net.train(modes[name])
+
+
+def _rgb(x: Tensor) -> np.ndarray:
+    """One normalised image (3, H, W) -> (H, W, 3) floats in 0..1."""
+    return denormalize(x.detach().float().cpu()).permute(1, 2, 0).numpy()
+
+
+def save_grid(cells: Sequence[Sequence[Tensor | None]], path: str | Path, title: str = "",
+              row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+              dpi: int = 110) -> Path:
+    """A labelled grid of normalised images (``None`` = empty cell) as a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(cells), max(len(r) for r in cells)
+    first = next(c for r in cells for c in r if c is not None)
+    h, w = first.shape[-2:]
+    cell_w = 0.75
+    cell_h = cell_w * h / w
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_w + 0.9, rows * cell_h + 0.7), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            cell = cells[r][c] if c < len(cells[r]) else None
+            if cell is not None:
+                ax.imshow(_rgb(cell), interpolation="nearest")
+            if col_labels is not None and r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=6, pad=2)
+            if row_labels is not None and c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=7)
+    fig.tight_layout(pad=0.3)
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def _codes(nets: Mapping[str, nn.Module], x: Tensor) -> tuple[Tensor, Tensor]:
+    """(appearance code (B, C, h, 1), structure code (B, Cs, H/4, W/4)) of normalised images."""
+    x = x.to(_device(nets))
+    return nets["appearance"](x).code, nets["structure"](to_gray(x))
+
+
+def swap_grid(nets: Mapping[str, nn.Module], x_appearance: Tensor, x_structure: Tensor, path: str | Path,
+              title: str = "rows = appearance, columns = structure") -> Path:
+    """Figure 1 / Figure 6: cell (r, c) = G(a_r, s_c), with the real inputs in the first row and column."""
+    with _eval(nets):
+        a, _ = _codes(nets, x_appearance)
+        _, s = _codes(nets, x_structure)
+        rows: list[list[Tensor | None]] = [[None, *x_structure]]
+        for r in range(a.shape[0]):
+            fake = nets["decoder"](s, a[r:r + 1].expand(s.shape[0], *a.shape[1:]))  # (C, 3, H, W)
+            rows.append([x_appearance[r], *fake])
+    labels = ["structure ->", *[f"appearance {r}" for r in range(a.shape[0])]]
+    return save_grid(rows, path, title, row_labels=labels)
+
+
+def _interpolation(nets, x_from: Tensor, x_to: Tensor, path, steps: int, which: str, title: str) -> Path:
+    ts = torch.linspace(0, 1, steps)
+    with _eval(nets):
+        a0, s0 = _codes(nets, x_from)
+        a1, s1 = _codes(nets, x_to)
+        rows = []
+        for k in range(x_from.shape[0]):
+            if which == "appearance":  # structure of x_from[k], appearance a0 -> a1
+                a = torch.stack([(1 - t) * a0[k] + t * a1[k] for t in ts.tolist()])
+                s = s0[k:k + 1].expand(steps, *s0.shape[1:])
+            else:  # appearance of x_from[k], structure s0 -> s1
+                s = torch.stack([(1 - t) * s0[k] + t * s1[k] for t in ts.tolist()])
+                a = a0[k:k + 1].expand(steps, *a0.shape[1:])
+            rows.append([x_from[k], *nets["decoder"](s, a), x_to[k]])
+    cols = ["from", *[f"t={t:.1f}" for t in ts.tolist()], "to"]
+    return save_grid(rows, path, title, col_labels=cols)
+
+
+def appearance_interpolation(nets: Mapping[str, nn.Module], x_from: Tensor, x_to: Tensor, path: str | Path,
+                             steps: int = INTERPOLATION_STEPS,
+                             title: str = "Figure 5: linear interpolation between two appearance codes "
+                                          "(structure of the left image)") -> Path:
+    """Figure 5: G(s_from, (1 - t) a_from + t a_to) for ``steps`` values of t in [0, 1], one row per pair."""
+    return _interpolation(nets, x_from, x_to, path, steps, "appearance", title)
+
+
+def structure_interpolation(nets: Mapping[str, nn.Module], x_from: Tensor, x_to: Tensor, path: str | Path,
+                            steps: int = INTERPOLATION_STEPS,
+                            title: str = "Figure 9: linear interpolation between two structure codes "
+                                         "(appearance of the left image)") -> Path:
+    """Figure 9: G((1 - t) s_from + t s_to, a_from), one row per pair."""
+    return _interpolation(nets, x_from, x_to, path, steps, "structure", title)
+
+
+def ablation_grid(models: Mapping[str, Mapping[str, nn.Module] | None], x_appearance: Tensor, x_structure: Tensor,
+                  path: str | Path, title: str = "Figure 4: full model vs w/o feed vs w/o id") -> Path:
+    """Figure 4: one row of G(a_k, s_k) per model present (``None`` entries skipped), same inputs."""
+    present = {name: nets for name, nets in models.items() if nets is not None}
+    if not present:
+        raise ValueError("ablation_grid: no model given")
+    rows: list[list[Tensor | None]] = [list(x_appearance), list(x_structure)]
+    labels = ["appearance input", "structure input"]
+    for name, nets in present.items():
+        with _eval(nets):
+            a, _ = _codes(nets, x_appearance)
+            _, s = _codes(nets, x_structure)
+            rows.append(list(nets["decoder"](s, a)))
+        labels.append(name)
+    return save_grid(rows, path, title, row_labels=labels)
+
+
+__all__ = ["INTERPOLATION_STEPS", "ablation_grid", "appearance_interpolation", "save_grid",
+           "structure_interpolation", "swap_grid"]
