@@ -63,6 +63,8 @@ class DataConfig:
     cache_images: bool = True
     num_workers: int = field(default=0, metadata=_range(0))
     val_ids: int = field(default=10, metadata=_range(0))  # held-out training ids for tuning
+    transfer_layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
+    transfer_root: str = "data/prepared/synth_b"  # second domain for direct transfer (Table 9)
     synth: SynthConfig = SynthConfig()
 
     def _check(self) -> None:
@@ -203,6 +205,14 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """Figure 8's sweeps, run by the DVC graph besides the main model."""
+
+    alphas: tuple[float, ...] = field(default=(0.0, 0.5), metadata=_range(0, 1))  # each one DG-Net training
+    betas: tuple[float, ...] = field(default=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), metadata=_range(0))  # test time only
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     """MLflow store; the default is a SQLite file in the project root."""
 
@@ -219,6 +229,7 @@ class Config:
     teacher: TeacherConfig = TeacherConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
 
 
@@ -413,7 +424,26 @@ def preset_config(name: str) -> Config:
 __all__ = [
     "BackboneConfig", "Config", "ConfigError", "DataConfig", "DecoderConfig",
     "DiscriminatorConfig", "EvalConfig", "HeadConfig", "ModelConfig", "RuntimeConfig",
-    "StructureConfig", "SynthConfig", "TeacherConfig", "TrackingConfig", "TrainConfig",
+    "StructureConfig", "SweepConfig", "SynthConfig", "TeacherConfig", "TrackingConfig", "TrainConfig",
     "config_from_dict", "config_to_dict", "flatten", "load_config", "preset_config",
     "preset_dict", "replace",
 ]
+
+
+def apply_overrides(config: Config, assignments: list[str]) -> Config:
+    """``["train.alpha=0.5", "train.feed_generated=false"]`` -> a new, validated config."""
+    data = config_to_dict(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise ConfigError(f"override {assignment!r}: expected KEY=VALUE")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{key}: unknown section {part!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"{key}: unknown key")
+        node[leaf] = yaml.safe_load(text)
+    return config_from_dict(data)

@@ -78,7 +78,9 @@ def save_grid(cells: Sequence[Sequence[Tensor | None]], path: str | Path, title:
     h, w = first.shape[-2:]
     cell_w = 0.75
     cell_h = cell_w * h / w
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_w + 0.9, rows * cell_h + 0.7), squeeze=False)
+    top = 0.35 if title else 0.0  # inches kept free for the title
+    fig_h = rows * cell_h + 0.5 + top
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_w + 0.9, fig_h), squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -95,7 +97,7 @@ def save_grid(cells: Sequence[Sequence[Tensor | None]], path: str | Path, title:
                 ax.set_ylabel(row_labels[r], fontsize=6)
     if title:
         fig.suptitle(title, fontsize=7)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - top / fig_h))
     path = Path(path)
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -110,35 +112,54 @@ def _codes(nets: Mapping[str, nn.Module], x: Tensor) -> tuple[Tensor, Tensor]:
     return nets["appearance"](x).code, nets["structure"](to_gray(x))
 
 
-def swap_grid(nets: Mapping[str, nn.Module], x_appearance: Tensor, x_structure: Tensor, path: str | Path,
-              title: str = "rows = appearance, columns = structure") -> Path:
-    """Figure 1 / Figure 6: cell (r, c) = G(a_r, s_c), with the real inputs in the first row and column."""
+def swap_cells(nets: Mapping[str, nn.Module], x_appearance: Tensor, x_structure: Tensor) -> list[list[Tensor | None]]:
+    """The cells of :func:`swap_grid`: ``[[None, *x_structure], [x_appearance[r], *G(a_r, s_c)], ...]``."""
     with _eval(nets):
         a, _ = _codes(nets, x_appearance)
         _, s = _codes(nets, x_structure)
         rows: list[list[Tensor | None]] = [[None, *x_structure]]
         for r in range(a.shape[0]):
             fake = nets["decoder"](s, a[r:r + 1].expand(s.shape[0], *a.shape[1:]))  # (C, 3, H, W)
-            rows.append([x_appearance[r], *fake])
-    labels = ["structure ->", *[f"appearance {r}" for r in range(a.shape[0])]]
+            rows.append([x_appearance[r], *fake.cpu()])
+    return rows
+
+
+def swap_grid(nets: Mapping[str, nn.Module], x_appearance: Tensor, x_structure: Tensor, path: str | Path,
+              title: str = "rows = appearance, columns = structure") -> Path:
+    """Figure 1 / Figure 6: cell (r, c) = G(a_r, s_c), with the real inputs in the first row and column."""
+    rows = swap_cells(nets, x_appearance, x_structure)
+    labels = ["structure ->", *[f"appearance {r}" for r in range(len(rows) - 1)]]
     return save_grid(rows, path, title, row_labels=labels)
 
 
-def _interpolation(nets, x_from: Tensor, x_to: Tensor, path, steps: int, which: str, title: str) -> Path:
-    ts = torch.linspace(0, 1, steps)
+def interpolation_cells(nets: Mapping[str, nn.Module], x_from: Tensor, x_to: Tensor,
+                        steps: int = INTERPOLATION_STEPS, which: str = "appearance") -> list[list[Tensor]]:
+    """One row per pair: ``[x_from[k], G at t = 0 .. 1 (steps values), x_to[k]]``.
+
+    ``which="appearance"``: G(s_from, (1 - t) a_from + t a_to) (Figure 5);
+    ``which="structure"``: G((1 - t) s_from + t s_to, a_from) (Figure 9).
+    """
+    if which not in ("appearance", "structure"):
+        raise ValueError(f"which must be 'appearance' or 'structure', got {which!r}")
+    ts = torch.linspace(0, 1, steps).tolist()
     with _eval(nets):
         a0, s0 = _codes(nets, x_from)
         a1, s1 = _codes(nets, x_to)
         rows = []
         for k in range(x_from.shape[0]):
-            if which == "appearance":  # structure of x_from[k], appearance a0 -> a1
-                a = torch.stack([(1 - t) * a0[k] + t * a1[k] for t in ts.tolist()])
+            if which == "appearance":
+                a = torch.stack([(1 - t) * a0[k] + t * a1[k] for t in ts])
                 s = s0[k:k + 1].expand(steps, *s0.shape[1:])
-            else:  # appearance of x_from[k], structure s0 -> s1
-                s = torch.stack([(1 - t) * s0[k] + t * s1[k] for t in ts.tolist()])
+            else:
+                s = torch.stack([(1 - t) * s0[k] + t * s1[k] for t in ts])
                 a = a0[k:k + 1].expand(steps, *a0.shape[1:])
-            rows.append([x_from[k], *nets["decoder"](s, a), x_to[k]])
-    cols = ["from", *[f"t={t:.1f}" for t in ts.tolist()], "to"]
+            rows.append([x_from[k], *nets["decoder"](s, a).cpu(), x_to[k]])
+    return rows
+
+
+def _interpolation(nets, x_from, x_to, path, steps: int, which: str, title: str) -> Path:
+    rows = interpolation_cells(nets, x_from, x_to, steps, which)
+    cols = ["from", *[f"t={t:.1f}" for t in torch.linspace(0, 1, steps).tolist()], "to"]
     return save_grid(rows, path, title, col_labels=cols)
 
 
@@ -158,22 +179,29 @@ def structure_interpolation(nets: Mapping[str, nn.Module], x_from: Tensor, x_to:
     return _interpolation(nets, x_from, x_to, path, steps, "structure", title)
 
 
-def ablation_grid(models: Mapping[str, Mapping[str, nn.Module] | None], x_appearance: Tensor, x_structure: Tensor,
-                  path: str | Path, title: str = "Figure 4: full model vs w/o feed vs w/o id") -> Path:
-    """Figure 4: one row of G(a_k, s_k) per model present (``None`` entries skipped), same inputs."""
+def ablation_cells(models: Mapping[str, Mapping[str, nn.Module] | None], x_appearance: Tensor,
+                   x_structure: Tensor) -> tuple[list[list[Tensor]], list[str]]:
+    """Rows of :func:`ablation_grid` and their labels; models given as ``None`` are skipped."""
     present = {name: nets for name, nets in models.items() if nets is not None}
     if not present:
         raise ValueError("ablation_grid: no model given")
-    rows: list[list[Tensor | None]] = [list(x_appearance), list(x_structure)]
+    rows: list[list[Tensor]] = [list(x_appearance), list(x_structure)]
     labels = ["appearance input", "structure input"]
     for name, nets in present.items():
         with _eval(nets):
             a, _ = _codes(nets, x_appearance)
             _, s = _codes(nets, x_structure)
-            rows.append(list(nets["decoder"](s, a)))
+            rows.append(list(nets["decoder"](s, a).cpu()))
         labels.append(name)
+    return rows, labels
+
+
+def ablation_grid(models: Mapping[str, Mapping[str, nn.Module] | None], x_appearance: Tensor, x_structure: Tensor,
+                  path: str | Path, title: str = "Figure 4: full model vs w/o feed vs w/o id") -> Path:
+    """Figure 4: columns = pairs (a_k, s_k); one row of G(a_k, s_k) per model present, same inputs."""
+    rows, labels = ablation_cells(models, x_appearance, x_structure)
     return save_grid(rows, path, title, row_labels=labels)
 
 
-__all__ = ["INTERPOLATION_STEPS", "ablation_grid", "appearance_interpolation", "save_grid",
-           "structure_interpolation", "swap_grid"]
+__all__ = ["INTERPOLATION_STEPS", "ablation_cells", "ablation_grid", "appearance_interpolation",
+           "interpolation_cells", "save_grid", "structure_interpolation", "swap_cells", "swap_grid"]

@@ -16,18 +16,6 @@ from dgnet import io
 from dgnet.config import Config
 from dgnet.tracking import git_commit
 
-# Paper numbers (CVPR 2019, Table 3 and DESIGN.md section 7): quoted, never measured here.
-PAPER_TABLE3 = pd.DataFrame(
-    [
-        ("Baseline (teacher)", 89.6, 74.5, 82.0, 65.3, 68.8, 36.2),
-        ("f_prim", 94.0, 84.4, 85.6, 72.7, 76.0, 49.7),
-        ("f_fine", 91.6, 75.3, 78.7, 61.2, 71.5, 43.5),
-        ("f_prim + f_fine", 94.8, 86.0, 86.6, 74.8, 77.2, 52.3),
-    ],
-    columns=["Method", "Market R1", "Market mAP", "Duke R1", "Duke mAP", "MSMT R1", "MSMT mAP"],
-)
-
-
 def data_description(cfg: Config) -> str:
     if cfg.data.layout == "synthetic":
         s = cfg.data.synth

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -73,7 +74,9 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
     mu_a, sigma_a = statistics(features_a)
     mu_b, sigma_b = statistics(features_b)
-    return float(calculate_frechet_distance(mu_a, sigma_a, mu_b, sigma_b))
+    with warnings.catch_warnings():  # pytorch-fid 0.3 passes sqrtm(disp=False), deprecated in SciPy 1.16+
+        warnings.filterwarnings("ignore", message=".*`disp` argument is deprecated", category=DeprecationWarning)
+        return float(calculate_frechet_distance(mu_a, sigma_a, mu_b, sigma_b))
 
 
 def _as_uint8(images: Images, size: tuple[int, int] | None) -> Tensor:
@@ -212,8 +215,14 @@ class InceptionFid:
             raise RuntimeError(self.note)
         model, device = self.model, self.device
         images = _as_uint8(images, size)
-        return _features(lambda x: model(x.to(device).float() / 255.0)[0].flatten(1), images,
-                         self.batch_size, "inception features", progress)
+
+        def pool3(x: Tensor) -> Tensor:
+            out = model(x.to(device).float() / 255.0)[0]  # (B, dims, h, w); 1x1 for dims=2048
+            if out.shape[2:] != (1, 1):  # as pytorch-fid's get_activations for the earlier blocks
+                out = torch.nn.functional.adaptive_avg_pool2d(out, (1, 1))
+            return out.flatten(1)  # (B, dims)
+
+        return _features(pool3, images, self.batch_size, "inception features", progress)
 
     def distance(self, images_a: Images, images_b: Images, progress: bool = False,
                  size: tuple[int, int] | None = None) -> FidResult:

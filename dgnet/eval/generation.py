@@ -100,10 +100,21 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
 
 @torch.no_grad()
 def generate(nets: dict[str, nn.Module], x_appearance: Tensor, x_structure: Tensor) -> Tensor:
-    """G(a_i, s_j): normalised images (B, 3, H, W) -> normalised generated images (B, 3, H, W)."""
-    a = nets["appearance"](x_appearance).code  # (B, C, code_height, 1)
-    s = nets["structure"](to_gray(x_structure))  # (B, Cs, H/4, W/4)
-    return nets["decoder"](s, a)
+    """G(a_i, s_j): normalised images (B, 3, H, W) -> normalised generated images (B, 3, H, W).
+
+    Runs E_a, E_s and G in eval mode (their modes are restored afterwards).
+    """
+    used = [nets["appearance"], nets["structure"], nets["decoder"]]
+    modes = [net.training for net in used]
+    for net in used:
+        net.eval()
+    try:
+        a = nets["appearance"](x_appearance).code  # (B, C, code_height, 1)
+        s = nets["structure"](to_gray(x_structure))  # (B, Cs, H/4, W/4)
+        return nets["decoder"](s, a)
+    finally:
+        for net, mode in zip(used, modes):
+            net.train(mode)
 
 
 def to_uint8(x: Tensor) -> Tensor:
@@ -285,14 +296,20 @@ def run_generation_eval(
     paths: StagePaths = StagePaths(),
     inception_weights: str | Path | None = None,
     seed: int = GENERATION_SEED,
+    probe_ids: int | None = None,
+    probe_epochs: int | None = None,
     progress: bool = True,
 ) -> dict:
     """The ``generation_eval`` stage; returns the metrics written to ``paths.metrics``.
 
-    ``models`` maps a row name to a DG-Net checkpoint (default
-    :data:`ABLATIONS`; the first must exist, the others are skipped when their
-    file is missing) and ``generated_dirs`` the same names to the folders of
-    their generated sets (:data:`GENERATED_DIRS`).
+    ``cfg`` is the validated :class:`dgnet.config.Config`. ``models`` maps a
+    row name to a DG-Net checkpoint (default :data:`ABLATIONS`; the first
+    must exist, the others are skipped when their file is missing) and
+    ``generated_dirs`` the same names to the folders of their generated sets
+    (:data:`GENERATED_DIRS`). ``inception_weights``: see
+    :mod:`dgnet.eval.fid`. ``probe_ids`` / ``probe_epochs``: the
+    disentanglement probe's training set and length (defaults in
+    :mod:`dgnet.eval.disentangle`).
     """
     from dgnet import io, tracking
     from dgnet.config import config_to_dict
@@ -300,6 +317,7 @@ def run_generation_eval(
     from dgnet.data.layouts import load_layout
     from dgnet.errors import UserError
     from dgnet.eval import disentangle, fid, ssim
+    from dgnet.io import CheckpointError
     from dgnet.report import write_table
     from dgnet.train.runs import load_teacher
     import dgnet.figures as figures
@@ -330,7 +348,10 @@ def run_generation_eval(
     train = splits.train
     train_images = ImageCache([s.path for s in train], h, w, progress=progress).images
     gallery_images = ImageCache([s.path for s in splits.gallery], h, w, progress=progress).images
-    teacher, _ = load_teacher(paths.teacher, device)
+    try:
+        teacher, _ = load_teacher(paths.teacher, device)
+    except CheckpointError as err:
+        raise UserError(f"{err} (run the teacher stage first)") from None
     lap("load", t0)
 
     # generated sets, one per present model
@@ -397,7 +418,8 @@ def run_generation_eval(
     if cfg.data.layout == "synthetic":
         dis = disentangle.evaluate(
             cfg.data.root, cfg.data.synth, train, train_images, splits.query + splits.gallery, generated, tables, h, w,
-            device=device, seed=seed, progress=progress)
+            device=device, seed=seed, progress=progress,
+            epochs=probe_epochs or disentangle.PROBE_EPOCHS, probe_ids=probe_ids or disentangle.PROBE_IDS)
         write_table(paths.disentangle_md, paths.disentangle_csv,
                     "Ground-truth disentanglement of generated images (synthetic pedestrians)", cfg,
                     dis.table, note=dis.note)

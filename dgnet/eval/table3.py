@@ -17,7 +17,8 @@ from dgnet import io, tracking
 from dgnet.config import Config, config_to_dict
 from dgnet.eval import evaluate_model, top_k_matches
 from dgnet.models import load_embedder
-from dgnet.report import PAPER_TABLE3, percent, write_table
+from dgnet.paper import TABLE3 as PAPER_TABLE3
+from dgnet.report import percent, write_table
 from dgnet.train.data import test_sets
 from dgnet.viz import rank_list_figure
 

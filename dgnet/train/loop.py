@@ -58,6 +58,31 @@ def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch
     return opts
 
 
+# Keys that only act from warm_iter on: variants differing only in these share
+# their first warm_iter iterations exactly (batches and dropout are seeded by
+# the iteration), so they may start from one warm-up checkpoint.
+POST_WARM_KEYS = ("alpha", "lambda_prim_max", "feed_generated", "iterations")
+
+
+def check_warm_start(cfg: Config, state: dict, path: str | Path) -> None:
+    """Refuse a warm-up checkpoint that a from-scratch run of ``cfg`` would not have produced."""
+    from dgnet.config import config_to_dict
+
+    if state["iteration"] > cfg.train.warm_iter:
+        raise ValueError(f"{path}: iteration {state['iteration']} is past train.warm_iter "
+                         f"({cfg.train.warm_iter}); it cannot be shared")
+    ours, theirs = config_to_dict(cfg), dict(state["config"])
+    for conf in (ours, theirs):
+        conf.pop("name", None)
+        conf["train"] = {k: v for k, v in conf["train"].items() if k not in POST_WARM_KEYS}
+        conf.pop("sweep", None)
+        conf.pop("eval", None)
+        conf.pop("tracking", None)
+    if ours != theirs:
+        diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        raise ValueError(f"{path}: the warm-up run's config differs in {diff}; it cannot be shared")
+
+
 def train_dgnet(
     cfg: Config,
     images: Tensor,
@@ -70,13 +95,15 @@ def train_dgnet(
     progress: bool = True,
     sample_hook=None,
     iteration_hook=None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train E_a, E_s, G and D jointly on uint8 ``images`` (N, 3, H, W) with ``labels``.
 
     ``sample_hook(nets, iteration)`` is called every ``sample_every`` iterations
     (on rank 0) to draw and log a generation grid; ``iteration_hook(nets,
     iteration)`` after every iteration (e.g. Optuna's intermediate validation,
-    which may raise ``optuna.TrialPruned`` to stop the run).
+    which may raise ``optuna.TrialPruned`` to stop the run). ``init_from``
+    starts from a shared warm-up checkpoint (see :func:`check_warm_start`).
     """
     t = cfg.train
     device = torch.device(cfg.runtime.device)
@@ -97,6 +124,10 @@ def train_dgnet(
     if resume and last_path.exists():
         start = checkpoint.restore(checkpoint.load(last_path, "dgnet", device), nets, opts)
         log.info("resumed from %s at iteration %d", last_path, start)
+    elif init_from is not None:
+        state = checkpoint.load(init_from, "dgnet", device)
+        check_warm_start(cfg, state, init_from)
+        start = checkpoint.restore(state, nets, opts)
     for net in nets.values():
         distributed.broadcast_module(net)
         net.train()

@@ -36,13 +36,14 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
     return evaluate_model(embed, query, gallery, cfg.eval, device)["metrics"]["baseline"]
 
 
-def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True) -> dict:
+def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
+                run_name: str = "teacher") -> dict:
     """Train the teacher, save it, evaluate it (the Baseline row) and write the metrics JSON."""
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_training_set(cfg.data, progress=progress)
     began = time.perf_counter()
-    with tracking.start_run(cfg.tracking, "teacher", params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         model = train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
         metrics = evaluate_teacher(cfg, model)
         metrics = {**metrics, "train_seconds": time.perf_counter() - began,
@@ -70,6 +71,7 @@ def run_dgnet(
     resume: bool = False,
     progress: bool = True,
     run_name: str = "train_dgnet",
+    init_from: str | Path | None = None,
 ) -> dict:
     """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses)."""
     if cfg.runtime.threads:
@@ -100,10 +102,40 @@ def run_dgnet(
             run.log_artifact(figure_path, folder=f"samples/iter_{iteration:06d}")
 
         result = train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, out_dir, run,
-                             resume=resume, progress=progress, sample_hook=sample_hook)
+                             resume=resume, progress=progress, sample_hook=sample_hook, init_from=init_from)
         metrics = {"iterations": result.iterations, "train_seconds": result.seconds,
                    "seconds_per_iteration": result.seconds / max(1, result.iterations),
                    **result.last_losses}
         run.log_metrics({"train_seconds": result.seconds})
+    io.write_json(metrics_path, metrics)
+    return metrics
+
+
+def run_offline(cfg: Config, generator_path: str | Path, teacher_path: str | Path, generated_dir: str | Path,
+                ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True) -> dict:
+    """The offline baseline: write a generated set with a w/o-feed generator, train E_a on it, evaluate."""
+    from dgnet.eval.generation import load_generated_images, load_generator, write_generated_set
+    from dgnet.eval.table3 import evaluate_checkpoint
+    from dgnet.train.offline import train_offline_reid
+
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = torch.device(cfg.runtime.device)
+    data = load_training_set(cfg.data, progress=progress)
+    teacher, _ = load_teacher(teacher_path, device)
+    nets = load_generator(generator_path, device)
+    rows = write_generated_set(nets, data.samples, cfg.data.height, cfg.data.width, generated_dir,
+                               device=device, progress=progress, images=data.images)
+    gen_images = load_generated_images(generated_dir, rows, cfg.data.height, cfg.data.width)
+    gen_labels = torch.tensor(rows["appearance_pid"].to_numpy(), dtype=torch.long)
+    gen_struct = torch.tensor(rows["structure_pid"].to_numpy(), dtype=torch.long)
+    began = time.perf_counter()
+    with tracking.start_run(cfg.tracking, "offline_reid", params=config_to_dict(cfg),
+                            tags={"config": cfg.name}) as run:
+        train_offline_reid(cfg, data.images, data.labels, gen_images, gen_labels, gen_struct,
+                           data.num_classes, teacher, ckpt_path, run, progress)
+        result = evaluate_checkpoint(cfg, ckpt_path, progress=progress)["metrics"]
+        metrics = {**result, "train_seconds": time.perf_counter() - began, "generated_images": len(rows)}
+        run.log_metrics({f"{k}/mAP": v["mAP"] for k, v in result.items()})
     io.write_json(metrics_path, metrics)
     return metrics

@@ -1,0 +1,1 @@
+"""Optuna studies over DG-Net's loss weights and schedule (see experiments/README.md)."""
