@@ -19,7 +19,7 @@ from dgnet.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dgnet import config_commands
+    from dgnet import config_commands, tune_commands
     from dgnet.data import commands as data_commands
     from dgnet.eval import commands as eval_commands
     from dgnet.models import commands as model_commands
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dgnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (config_commands, data_commands, model_commands, train_commands, eval_commands):
+    for module in (config_commands, data_commands, model_commands, train_commands, eval_commands,
+                   tune_commands):
         module.add_commands(sub)
     return parser
 

@@ -64,43 +64,54 @@ def _rgb(x: Tensor) -> np.ndarray:
     return denormalize(x.detach().float().cpu()).permute(1, 2, 0).numpy()
 
 
+def mosaic(cells: Sequence[Sequence[Tensor | None]], pad: int = 2) -> np.ndarray:
+    """Normalised images in rows (``None`` = empty) -> one RGB array (H', W', 3) in 0..1, white gaps."""
+    rows, cols = len(cells), max(len(r) for r in cells)
+    first = next(c for r in cells for c in r if c is not None)
+    h, w = first.shape[-2:]
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), dtype=np.float32)
+    for r, row in enumerate(cells):
+        for c, cell in enumerate(row):
+            if cell is not None:
+                y, x = pad + r * (h + pad), pad + c * (w + pad)
+                out[y:y + h, x:x + w] = _rgb(cell)
+    return out
+
+
 def save_grid(cells: Sequence[Sequence[Tensor | None]], path: str | Path, title: str = "",
               row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
-              dpi: int = 110) -> Path:
+              cell_width: float = 0.6, dpi: int = 120) -> Path:
     """A labelled grid of normalised images (``None`` = empty cell) as a PNG, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    pad = 2
+    image = mosaic(cells, pad)
     rows, cols = len(cells), max(len(r) for r in cells)
-    first = next(c for r in cells for c in r if c is not None)
-    h, w = first.shape[-2:]
-    cell_w = 0.75
-    cell_h = cell_w * h / w
-    top = 0.35 if title else 0.0  # inches kept free for the title
-    fig_h = rows * cell_h + 0.5 + top
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_w + 0.9, fig_h), squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            cell = cells[r][c] if c < len(cells[r]) else None
-            if cell is not None:
-                ax.imshow(_rgb(cell), interpolation="nearest")
-            if col_labels is not None and r == 0 and c < len(col_labels):
-                ax.set_title(col_labels[c], fontsize=6, pad=2)
-            if row_labels is not None and c == 0 and r < len(row_labels):
-                ax.set_ylabel(row_labels[r], fontsize=6)
+    h = (image.shape[0] - pad) // rows - pad
+    w = (image.shape[1] - pad) // cols - pad
+    scale = cell_width / (w + pad)  # inches per pixel
+    fig_w = image.shape[1] * scale + (1.1 if row_labels else 0.2)
+    fig_h = image.shape[0] * scale + (0.45 if title else 0.1) + (0.3 if col_labels else 0.1)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([pad + c * (w + pad) + w / 2 for c in range(cols)] if col_labels else [])
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(rows)] if row_labels else [])
+    if col_labels:
+        ax.set_xticklabels(list(col_labels)[:cols], fontsize=6)
+        ax.xaxis.tick_top()
+    if row_labels:
+        ax.set_yticklabels(list(row_labels)[:rows], fontsize=6)
+    ax.tick_params(length=0, pad=2)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=7)
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - top / fig_h))
+        ax.set_title(title, fontsize=7)
     path = Path(path)
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+    with io.atomic_path(path) as tmp:  # a tight box: labels and title never clipped
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return path
 
@@ -204,4 +215,4 @@ def ablation_grid(models: Mapping[str, Mapping[str, nn.Module] | None], x_appear
 
 
 __all__ = ["INTERPOLATION_STEPS", "ablation_cells", "ablation_grid", "appearance_interpolation",
-           "interpolation_cells", "save_grid", "structure_interpolation", "swap_cells", "swap_grid"]
+           "interpolation_cells", "mosaic", "save_grid", "structure_interpolation", "swap_cells", "swap_grid"]

@@ -108,3 +108,16 @@ def test_presets_only_override_known_keys():
     # every preset file must merge into a valid config (a typo would raise)
     for name in PRESET_CHAIN:
         preset_dict(name)
+
+
+def test_apply_overrides_validates_each_assignment():
+    from dgnet.config import apply_overrides
+
+    cfg = apply_overrides(preset_config("default"), ["train.alpha=0.5", "train.feed_generated=false"])
+    assert cfg.train.alpha == 0.5 and cfg.train.feed_generated is False
+    with pytest.raises(ConfigError, match="train.alpha"):
+        apply_overrides(cfg, ["train.alpha=3"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(cfg, ["train.alhpa=0.1"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides(cfg, ["train.alpha"])

@@ -225,6 +225,9 @@ def test_evaluate_model_default_sets_rerank_and_multi_query():
     multi = colour_set([1, 1, 2, 3], [0, 0, 0, 1], seed=2)
     cfg = EvalConfig(batch_size=3, max_rank=5)
     out = evaluate_model(colour_embed, query, gallery, cfg, "cpu", progress=False)
+    swept = evaluate_model(colour_embed, query, gallery, cfg, "cpu", progress=False,
+                           feature_sets={"beta=2": dgnet_feature(2.0)})
+    assert swept["metrics"]["beta=2"]["beta"] == 2.0
     assert list(out["metrics"]) == ["f_prim", "f_fine", "f_prim+f_fine"]
     m = out["metrics"]["f_prim+f_fine"]
     assert m["rank1"] == 1.0 and m["mAP"] == 1.0
@@ -243,6 +246,7 @@ def test_evaluate_model_default_sets_rerank_and_multi_query():
     out = evaluate_model(colour_embed, query, gallery, both, "cpu", multi_query_dataset=multi,
                          feature_sets={"prim": lambda f: f["f_prim"]}, progress=False)
     assert list(out["metrics"]) == ["prim"] and out["metrics"]["prim"]["rerank"] is True
+    assert out["metrics"]["prim"]["beta"] is None
     assert out["features"]["prim"]["distmat"].shape == (4, 10)
     assert out["metrics"]["prim"]["rank1"] == 1.0
     with pytest.raises(ValueError, match="multi-query"):

@@ -199,14 +199,14 @@ def test_features_numpy_inputs_and_errors():
 
 
 def test_auto_chunk_bounds_memory():
-    assert auto_chunk(3368, 15913, budget_bytes=64 * 2**20) * 15913 * 13 <= 64 * 2**20
+    assert auto_chunk(3368, 15913, budget_bytes=64 * 2**20) * 15913 * 5 <= 64 * 2**20
     assert auto_chunk(3368, 15913, 8) < auto_chunk(3368, 15913, 4)
     assert auto_chunk(10, 10) == 10
     assert auto_chunk(5, 10**9) == 1
 
 
 def test_selected_entries_processed_in_pieces(monkeypatch):
-    # a tiny budget: one chunk's selected entries are processed one at a time
+    # a tiny budget: one chunk's selected entries are indexed row by row, processed one at a time
     dist, qp, gp, qc, gc = random_case(5, num_q=30, num_g=80)
     want_cmc, want_map, _ = brute_force(dist, qp, gp, qc, gc, 10, "trapezoid")
     monkeypatch.setattr(ranking, "DEFAULT_CHUNK_BYTES", 1)

@@ -71,7 +71,7 @@ def test_generated_set_layout_sources_and_seed(micro_cfg, tmp_path, micro_train)
     # the files hold G(a_i, s_j), up to JPEG: far closer to it than to G(a_i, s_k) for another k
     back = generation.load_generated_images(out, rows.head(8), 32, 16).float()
     x = normalize(images)
-    j = torch.as_tensor(rows["structure_index"][:8].to_numpy())
+    j = torch.tensor(rows["structure_index"][:8].tolist())
     right = generation.to_uint8(generation.generate(nets, x[:8], x[j])).float()
     wrong = generation.to_uint8(generation.generate(nets, x[:8], x[j.roll(1)])).float()
     assert (back - right).abs().mean() < 0.6 * (back - wrong).abs().mean()
@@ -132,6 +132,13 @@ def test_figure_cells(micro_cfg, micro_train, tmp_path):
     assert torch.allclose(rows[3][0], generation.generate(other, x[0:1], x[3:4])[0], atol=1e-5)
     with pytest.raises(ValueError):
         figures.ablation_cells({"w/o feed": None}, x[:3], x[3:])
+
+    image = figures.mosaic([[None, x[0]], [x[1], x[2]]], pad=2)  # (2 * (32 + 2) + 2, 2 * (16 + 2) + 2, 3)
+    assert image.shape == (70, 38, 3)
+    assert (image[2:34, 2:18] == 1).all()  # the empty cell stays white
+    from dgnet.data.transforms import denormalize
+
+    assert torch.allclose(torch.from_numpy(image[36:68, 20:36]), denormalize(x[2]).permute(1, 2, 0), atol=1e-6)
 
     for name, draw in {
         "fig1.png": lambda p: figures.swap_grid(nets, x[:3], x[3:], p, title="t"),

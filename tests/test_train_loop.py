@@ -160,3 +160,30 @@ def test_two_process_data_parallel_keeps_replicas_identical(micro_cfg, tmp_path)
             assert torch.equal(r0[net][key], r1[net][key]), f"{net}.{key} differs between replicas"
     # and the replicas really trained on different shards (the run is not a no-op)
     assert (out / "last.pt").exists()
+
+
+def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_cfg, tmp_path):
+    from dgnet.train.data import load_training_set
+    from dgnet.train.loop import train_dgnet
+
+    cfg = replace(micro_cfg, **{"train.iterations": 6, "train.warm_iter": 3, "train.ramp_iters": 2,
+                                "train.checkpoint_every": 100, "train.alpha": 0.7, "tracking.uri": "none"})
+    data = load_training_set(cfg.data, progress=False)
+    torch.manual_seed(0)
+    teacher = build_teacher(cfg.model, data.num_classes)
+
+    def run(c, out, **kw):
+        return train_dgnet(c, data.images, data.labels, data.num_classes, teacher, tmp_path / out,
+                           Run(None, None), progress=False, **kw).checkpoint
+
+    scratch = run(cfg, "scratch")
+    warm = run(replace(cfg, **{"train.iterations": 3, "train.alpha": 0.2}), "warm")  # alpha acts after warm-up
+    continued = run(cfg, "continued", init_from=warm)
+    a, b = _weights(scratch), _weights(continued)
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+    with pytest.raises(ValueError, match="differs in"):
+        run(replace(cfg, **{"train.lambda_img": 1.0}), "bad", init_from=warm)
+    with pytest.raises(ValueError, match="past train.warm_iter"):
+        run(replace(cfg, **{"train.warm_iter": 2}), "late", init_from=warm)

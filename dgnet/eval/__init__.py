@@ -45,7 +45,8 @@ def default_feature_sets(names, beta: float) -> dict[str, FeatureSet]:
 
 
 def metrics_entry(result: RankingResult, cfg: EvalConfig, beta: float | None) -> dict:
-    """The flat metrics dict of one feature set (fractions in [0, 1])."""
+    """The flat metrics dict of one feature set (fractions in [0, 1]); ``beta``: the
+    weight of f_fine when the set combines it (:func:`dgnet_feature`), else None."""
     return {
         "rank1": result.rank(1),
         "rank5": result.rank(5),
@@ -115,8 +116,7 @@ def evaluate_model(
         else:
             result = evaluate_features_detailed(
                 q, g, q_pids, g_pids, q_cams, g_cams, cfg.max_rank, cfg.ap)
-        beta = cfg.beta if name == "f_prim+f_fine" else None
-        out["metrics"][name] = metrics_entry(result, cfg, beta)
+        out["metrics"][name] = metrics_entry(result, cfg, getattr(make, "beta", None))
         out["features"][name] = entry
     return out
 

@@ -72,9 +72,8 @@ def combine_features(f_prim: Tensor, f_fine: Tensor, beta: float) -> Tensor:
     """DG-Net's test feature ``[f_prim, beta * f_fine]`` (N, D1 + D2), not re-normalised.
 
     The inputs are each already L2-normalised (:func:`extract_features`). The
-    reference never re-normalises the concatenation: re-normalising would
-    change nothing for the ranking of a query, and the gallery side stays as
-    the reference has it. Note that the reference scales only the *query*'s
+    reference never re-normalises the concatenation (doing so would not change
+    a query's ranking but would re-weight the gallery's two halves). Note that the reference scales only the *query*'s
     f_fine by beta, so its similarity is ``s_prim + beta * s_fine``; applying
     this function to both sides gives ``s_prim + beta**2 * s_fine``, hence
     :func:`dgnet_feature` uses ``sqrt(beta)`` here.
@@ -98,6 +97,7 @@ def dgnet_feature(beta: float) -> Callable[[Mapping[str, Tensor]], Tensor]:
     def combined(feats: Mapping[str, Tensor]) -> Tensor:
         return combine_features(feats["f_prim"], feats["f_fine"], scale)
 
+    combined.beta = beta  # reported with the metrics of the set
     return combined
 
 

@@ -440,8 +440,10 @@ def run_generation_eval(
     x_train = normalize(train_images[pick])
     figures.swap_grid(main_nets, x_train, x_train, figs["fig1"],
                       title="Figure 1: rows = appearance, columns = structure (training images)")
+    absent = [name for name in models if name not in nets_by_name]
     figures.ablation_grid(nets_by_name, x_train[:-1], x_train[1:], figs["fig4"],
-                          title="Figure 4: full model vs w/o feed vs w/o id (same inputs)")
+                          title="Figure 4: full model vs w/o feed vs w/o id (same inputs)"
+                          + (f"; not trained: {', '.join(absent)}" if absent else ""))
     figures.appearance_interpolation(main_nets, x_train[0::2][:3], x_train[1::2][:3], figs["fig5"])
     figures.structure_interpolation(main_nets, x_train[0::2][:3], x_train[1::2][:3], figs["fig9"])
     test = [s for s in splits.query if s.pid > 0]

@@ -1,0 +1,114 @@
+"""Speed and memory of the full joint DG-Net step (D step + E_a/E_s/G step).
+
+    python benchmarks/train_speed.py [--iterations 20] [--paper-iterations 3] [--device cpu|cuda]
+
+Times the step at the ``default`` configuration (the CPU pipeline's) and at
+the ``paper`` configuration (256x128, ResNet-50, batch 16; a few iterations,
+on the GPU when one is present), after all losses are on (past warm-up). The
+batches come from an in-memory uint8 cache of random images, as in training,
+so JPEG decoding is not timed. Prints the figures and writes
+``benchmarks/results/train_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dgnet import io  # noqa: E402
+from dgnet.config import preset_config, replace  # noqa: E402
+from dgnet.models import build_dgnet, build_teacher  # noqa: E402
+from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator  # noqa: E402
+from dgnet.train.dgnet_step import dis_step, gen_step, generate  # noqa: E402
+from dgnet.train.loop import build_optimizers  # noqa: E402
+from dgnet.train.schedules import loss_weights  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
+
+
+def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> dict:
+    device = torch.device(cfg.runtime.device)
+    torch.manual_seed(0)
+    nets = {k: v.to(device) for k, v in build_dgnet(cfg.model, classes).items()}
+    if cfg.runtime.channels_last:
+        nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
+    teacher = build_teacher(cfg.model, classes).to(device).eval()
+    opts = build_optimizers(cfg, nets)
+    images = torch.randint(0, 256, (max(64, 4 * cfg.train.batch_size), 3, cfg.data.height, cfg.data.width),
+                           dtype=torch.uint8)
+    labels = torch.arange(len(images)) % classes
+    sampler = BatchSampler(labels, cfg.train.batch_size, seed=0)
+    weights = loss_weights(cfg.train.warm_iter + cfg.train.ramp_iters, cfg.train)  # every loss on
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for it in range(warmup + iterations):
+        began = time.perf_counter()
+        batch = dgnet_batch(images, sampler, it, 2, device)
+        g = iteration_generator(0, it)
+        with autocast:
+            gen = generate(nets, batch, cfg.data.random_erasing, g)
+            dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, cfg.train.gp_weight)
+            gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if it >= warmup:
+            times.append(time.perf_counter() - began)
+    times.sort()
+    median = times[len(times) // 2]
+    result = {
+        "config": name, "device": str(device), "batch_size": cfg.train.batch_size,
+        "input": f"{cfg.data.height}x{cfg.data.width}", "backbone": cfg.model.backbone.arch,
+        "bf16": cfg.runtime.autocast_bf16, "iterations_timed": iterations,
+        "seconds_per_iteration": median, "iterations_per_second": 1.0 / median,
+        "images_per_second": cfg.train.batch_size / median,
+        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if device.type == "cuda":
+        result["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20, help="timed iterations at the default config")
+    parser.add_argument("--paper-iterations", type=int, default=3, help="timed iterations at the paper config")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-paper", action="store_true")
+    args = parser.parse_args()
+
+    results = []
+    default = preset_config("default")
+    results.append(bench("default", default, args.iterations, warmup=3))
+    if not args.skip_paper:
+        paper = replace(preset_config("paper"), **{
+            "model.backbone.pretrained": "none",  # speed does not depend on the weights
+            "runtime.device": args.device,
+            "runtime.autocast_bf16": args.device.startswith("cuda"),
+            "runtime.channels_last": args.device.startswith("cuda"),
+        })
+        results.append(bench("paper", paper, args.paper_iterations, warmup=1, classes=751))
+    for r in results:
+        line = (f"{r['config']:>8} on {r['device']}: {r['seconds_per_iteration']:.3f} s/iteration "
+                f"({r['iterations_per_second']:.2f} it/s, {r['images_per_second']:.1f} images/s, batch "
+                f"{r['batch_size']} at {r['input']}), peak RSS {r['process_peak_rss_mb']:.0f} MB")
+        if "gpu_peak_memory_mb" in r:
+            line += f", GPU peak {r['gpu_peak_memory_mb']:.0f} MB"
+        print(line)
+    io.write_json(OUT, {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                        "torch": torch.__version__, "results": results})
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
