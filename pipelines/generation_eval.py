@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError) as err:
         print(f"generation_eval: error: {err}", file=sys.stderr)
         return 2
+    def num(x, digits: int) -> str:
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
     for name, row in metrics["table2"].items():
-        fid = f"{row['fid_inception']:.2f}" if row["fid_inception"] is not None else "not computed"
-        print(f"{name}: FID {fid}, Fréchet distance (teacher features) {row['frechet_teacher']:.2f}, "
-              f"SSIM {row['ssim']:.3f} ± {row['ssim_half_range']:.3f}")
+        fid = num(row["fid_inception"], 2) if row["fid_inception"] is not None else "not computed"
+        print(f"{name}: FID {fid}, Fréchet distance (teacher features) {num(row['frechet_teacher'], 2)}, "
+              f"SSIM {num(row['ssim'], 3)} ± {num(row['ssim_half_range'], 3)}")
     print(f"reports/table2.md, reports/disentanglement.md: {metrics['seconds']['total']:.0f} s")
     return 0
 

@@ -13,6 +13,15 @@ from dgnet.data.layouts import load_layout
 from dgnet.eval import disentangle as dis
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU, more threads wait on each other's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _labels(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     values = {"top_color": ["red", "blue", "green", "black"], "orientation": ["front", "back", "side/1", "side/-1"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,17 @@ from dgnet.eval import generation
 from dgnet.models import build_dgnet, build_teacher
 from dgnet.train import checkpoint
 from dgnet import figures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU, more threads wait on each other's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +118,11 @@ def test_a_crash_leaves_the_previous_set_untouched(micro_cfg, tmp_path, micro_tr
     second = generation.write_generated_set(nets, train, 32, 16, out, seed=2, progress=False, images=images)
     assert generation.read_generated_set(out).equals(second) and not second.equals(first)
     assert sorted(os.listdir(tmp_path)) == ["dgnet"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("not a generated set")
+    with pytest.raises(Exception, match="not a generated set"):
+        generation.write_generated_set(nets, train, 32, 16, tmp_path / "mine", progress=False, images=images)
+    assert (tmp_path / "mine" / "thesis.tex").is_file()
 
 
 def test_figure_cells(micro_cfg, micro_train, tmp_path):
@@ -190,7 +207,17 @@ def test_generation_eval_stage_end_to_end(micro_cfg, micro_data, tmp_path, monke
         assert len(generation.read_generated_set(folder)) == metrics["table2"]["Real"]["images"]
     assert not Path("data/generated/dgnet_nofeed").exists()
 
-    # a real layout (the same tree read as Market-1501): no ground-truth attributes, said so
+    # the stage script on a real layout (the same tree read as Market-1501): no ground-truth attributes
+    import yaml
+
+    from dgnet.config import config_to_dict
+
     real = replace(micro_cfg, **{"data.layout": "market1501"})
-    generation.run_generation_eval(real, models={"DG-Net": "models/dgnet/last.pt"}, progress=False)
+    Path("params.yaml").write_text(yaml.safe_dump(config_to_dict(real)))
+    spec = importlib.util.spec_from_file_location("generation_eval", ROOT / "pipelines" / "generation_eval.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    assert stage.main(["--quiet"]) == 0
     assert "not available: no ground-truth attributes" in Path("reports/disentanglement.md").read_text()
+    Path("models/teacher.pt").unlink()
+    assert stage.main(["--quiet"]) == 2  # a missing input is one clear error line, not a traceback

@@ -35,9 +35,10 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -179,6 +180,10 @@ def write_generated_set(
     device = torch.device(device)
     partner = random_partners(len(samples), seed)
     out = Path(out_dir)
+    if out.exists() and not (out / CSV_NAME).is_file() and (not out.is_dir() or any(out.iterdir())):
+        from dgnet.errors import UserError
+
+        raise UserError(f"{out}: exists and is not a generated set (no {CSV_NAME}); refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     modes = {name: net.training for name, net in nets.items()}
@@ -285,8 +290,100 @@ def _distinct_ids(samples: Sequence[Sample], n: int, seed: int) -> list[int]:
     return [first[pids[k]][int(rng.integers(len(first[pids[k]])))] for k in sorted(chosen.tolist())]
 
 
+def _json_safe(value):
+    """NaN and infinities -> None (strict JSON), numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def measure_table2(train: Sequence[Sample], train_images: Tensor, gallery_images: Tensor,
+                   generated: dict[str, Tensor], tables: dict[str, pd.DataFrame], teacher: nn.Module,
+                   fid_model, batch_size: int, device: torch.device, seed: int, progress: bool = False,
+                   timings: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Table 2's measured rows: "Real" (training set vs gallery) and one per generated set (vs training set).
+
+    Columns: FID (Inception; or its "not computed" note), the Fréchet
+    distance in the teacher's feature space, SSIM diversity (real images
+    grouped by pid, generated ones by their appearance provider's pid).
+    Returns the table and ``{row: metrics}``; ``timings`` (if given) gets the
+    seconds of each part.
+    """
+    from dgnet.eval import fid, ssim
+
+    timings = {} if timings is None else timings
+    pairs = {"Real": (train_images, gallery_images), **{n: (generated[n], train_images) for n in generated}}
+    t0 = time.perf_counter()
+    fid_results = {name: fid_model.distance(a, b, progress) for name, (a, b) in pairs.items()}
+    timings["fid_inception"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    train_feats = fid.teacher_features(teacher, train_images, batch_size, device)
+    gallery_feats = fid.teacher_features(teacher, gallery_images, batch_size, device)
+    fd_teacher = {"Real": fid.frechet_distance(train_feats, gallery_feats)}
+    for name in generated:
+        feats = fid.teacher_features(teacher, generated[name], batch_size, device)
+        fd_teacher[name] = fid.frechet_distance(feats, train_feats)
+    timings["fid_teacher"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    ssim_results = {"Real": ssim.ssim_diversity(ssim.groups_of(train, train_images), seed=seed)}
+    for name in generated:
+        by_appearance = [Sample(f, int(p), 0) for f, p in zip(tables[name]["file"], tables[name]["appearance_pid"])]
+        ssim_results[name] = ssim.ssim_diversity(ssim.groups_of(by_appearance, generated[name]), seed=seed)
+    timings["ssim"] = round(time.perf_counter() - t0, 2)
+
+    rows, metrics = [], {}
+    for name, (a, b) in pairs.items():
+        r, s = fid_results[name], ssim_results[name]
+        rows.append({"Method": name,
+                     "Compared": "training set vs gallery" if name == "Real" else "generated set vs training set",
+                     "FID (Inception)": r.cell(), FD_TEACHER: _fmt(fd_teacher[name]),
+                     "SSIM (diversity)": s.cell(), "Images": f"{a.shape[0]} vs {b.shape[0]}"})
+        metrics[name] = {"fid_inception": r.value, "fid_inception_note": r.note,
+                         "frechet_teacher": fd_teacher[name], "ssim": s.value, "ssim_half_range": s.half_range,
+                         "ssim_pairs": s.pairs_per_round, "images": int(a.shape[0])}
+    return pd.DataFrame(rows), metrics
+
+
+def draw_figures(nets_by_name: dict[str, dict[str, nn.Module]], absent: Sequence[str], train: Sequence[Sample],
+                 train_images: Tensor, query: Sequence[Sample], height: int, width: int, fig_dir: str | Path,
+                 seed: int) -> dict[str, Path]:
+    """Figures 1, 4, 5, 9 (training images of 6 seeded distinct ids) and 6 (query images of 6 test ids).
+
+    The first entry of ``nets_by_name`` is the full model; ``absent`` names
+    the ablations without a checkpoint (said in Figure 4's title).
+    """
+    from dgnet import figures
+    from dgnet.data.dataset import ImageCache
+
+    fig_dir = Path(fig_dir)
+    figs = {k: fig_dir / v for k, v in FIGURE_FILES.items()}
+    main = next(iter(nets_by_name.values()))
+    x = normalize(train_images[_distinct_ids(train, 6, seed)])  # (6, 3, H, W)
+    figures.swap_grid(main, x, x, figs["fig1"], title="Figure 1: rows = appearance, columns = structure "
+                                                      "(training images)")
+    figures.ablation_grid(nets_by_name, x[:-1], x[1:], figs["fig4"],
+                          title="Figure 4: full model vs w/o feed vs w/o id (same inputs)"
+                          + (f"; not trained: {', '.join(absent)}" if absent else ""))
+    figures.appearance_interpolation(main, x[0::2][:3], x[1::2][:3], figs["fig5"])
+    figures.structure_interpolation(main, x[0::2][:3], x[1::2][:3], figs["fig9"])
+    test = [s for s in query if s.pid > 0]
+    picked = [test[i].path for i in _distinct_ids(test, 6, seed)]
+    x_test = normalize(ImageCache(picked, height, width, progress=False).images)
+    figures.swap_grid(main, x_test, x_test, figs["fig6"],
+                      title="Figure 6: swaps on test (query) images, never seen in training")
+    return figs
 
 
 def run_generation_eval(
@@ -311,6 +408,35 @@ def run_generation_eval(
     disentanglement probe's training set and length (defaults in
     :mod:`dgnet.eval.disentangle`).
     """
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    with blas_threads(cfg.runtime.threads):
+        return _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed, probe_ids,
+                                probe_epochs, progress)
+
+
+@contextmanager
+def blas_threads(threads: int) -> Iterator[None]:
+    """Limit NumPy/SciPy's BLAS threads (the Fréchet distance's ``sqrtm``) to ``threads`` (0 = unchanged).
+
+    On a small shared CPU, BLAS and torch threads that wait for each other's
+    cores make the stage several times slower; ``runtime.threads`` caps both.
+    Uses ``threadpoolctl`` when it is installed, else does nothing.
+    """
+    if threads <= 0:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
+def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed, probe_ids, probe_epochs,
+                     progress) -> dict:
     from dgnet import io, tracking
     from dgnet.config import config_to_dict
     from dgnet.data.dataset import ImageCache
@@ -320,7 +446,6 @@ def run_generation_eval(
     from dgnet.io import CheckpointError
     from dgnet.report import write_table
     from dgnet.train.runs import load_teacher
-    import dgnet.figures as figures
 
     began = time.perf_counter()
     timings: dict[str, float] = {}
@@ -328,8 +453,6 @@ def run_generation_eval(
     def lap(name: str, t0: float) -> None:
         timings[name] = round(time.perf_counter() - t0, 2)
 
-    if cfg.runtime.threads:
-        torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
     models = dict(ABLATIONS if models is None else models)
     generated_dirs = dict(GENERATED_DIRS if generated_dirs is None else generated_dirs)
@@ -366,41 +489,9 @@ def run_generation_eval(
     lap("generate", t0)
 
     # Table 2: Inception FID, teacher-feature Fréchet distance, SSIM
-    t0 = time.perf_counter()
     fid_model = fid.InceptionFid(inception_weights, device=device, batch_size=bs)
-    pairs = {"Real": (train_images, gallery_images), **{n: (generated[n], train_images) for n in generated}}
-    fid_results = {name: fid_model.distance(a, b, progress) for name, (a, b) in pairs.items()}
-    lap("fid_inception", t0)
-    t0 = time.perf_counter()
-    train_teacher_feats = fid.teacher_features(teacher, train_images, bs, device)
-    fd_teacher = {"Real": fid.frechet_distance(train_teacher_feats,
-                                               fid.teacher_features(teacher, gallery_images, bs, device))}
-    for name in generated:
-        fd_teacher[name] = fid.frechet_distance(fid.teacher_features(teacher, generated[name], bs, device),
-                                                train_teacher_feats)
-    lap("fid_teacher", t0)
-    t0 = time.perf_counter()
-    ssim_results = {"Real": ssim.ssim_diversity(ssim.groups_of(train, train_images), seed=seed)}
-    for name in generated:
-        groups = ssim.groups_of([Sample(f, int(p), 0) for f, p in zip(tables[name]["file"],
-                                                                     tables[name]["appearance_pid"])],
-                                generated[name])
-        ssim_results[name] = ssim.ssim_diversity(groups, seed=seed)
-    lap("ssim", t0)
-
-    rows, metrics_rows = [], {}
-    for name in pairs:
-        what = "training set vs gallery" if name == "Real" else "generated set vs training set"
-        r = fid_results[name]
-        s = ssim_results[name]
-        rows.append({"Method": name, "Compared": what, "FID (Inception)": r.cell(),
-                     FD_TEACHER: _fmt(fd_teacher[name]), "SSIM (diversity)": s.cell(),
-                     "Images": int(pairs[name][0].shape[0])})
-        metrics_rows[name] = {"fid_inception": r.value, "fid_inception_note": r.note,
-                              "frechet_teacher": fd_teacher[name], "ssim": s.value,
-                              "ssim_half_range": s.half_range, "ssim_pairs": s.pairs_per_round,
-                              "images": int(pairs[name][0].shape[0])}
-    table2 = pd.DataFrame(rows)
+    table2, metrics_rows = measure_table2(train, train_images, gallery_images, generated, tables, teacher,
+                                          fid_model, bs, device, seed, progress, timings)
     note = ("FID: pytorch-fid Inception-v3 pool3 (the paper used TensorFlow's Inception graph, so values may "
             "differ slightly); both sets decoded at the network input size "
             f"{h}x{w}. {FD_TEACHER}: the same formula on the teacher's {cfg.model.head.bottleneck}-d bottleneck "
@@ -433,30 +524,15 @@ def run_generation_eval(
 
     # figures
     t0 = time.perf_counter()
-    fig_dir = Path(paths.figures)
-    figs = {k: fig_dir / v for k, v in FIGURE_FILES.items()}
-    main_nets = nets_by_name[main_name]
-    pick = _distinct_ids(train, 6, seed)
-    x_train = normalize(train_images[pick])
-    figures.swap_grid(main_nets, x_train, x_train, figs["fig1"],
-                      title="Figure 1: rows = appearance, columns = structure (training images)")
     absent = [name for name in models if name not in nets_by_name]
-    figures.ablation_grid(nets_by_name, x_train[:-1], x_train[1:], figs["fig4"],
-                          title="Figure 4: full model vs w/o feed vs w/o id (same inputs)"
-                          + (f"; not trained: {', '.join(absent)}" if absent else ""))
-    figures.appearance_interpolation(main_nets, x_train[0::2][:3], x_train[1::2][:3], figs["fig5"])
-    figures.structure_interpolation(main_nets, x_train[0::2][:3], x_train[1::2][:3], figs["fig9"])
-    test = [s for s in splits.query if s.pid > 0]
-    tpick = _distinct_ids(test, 6, seed)
-    x_test = normalize(ImageCache([test[i].path for i in tpick], h, w, progress=False).images)
-    figures.swap_grid(main_nets, x_test, x_test, figs["fig6"],
-                      title="Figure 6: swaps on test (query) images, never seen in training")
+    figs = draw_figures(nets_by_name, absent, train, train_images, splits.query, h, w, paths.figures, seed)
     lap("figures", t0)
 
     timings["total"] = round(time.perf_counter() - began, 2)
     metrics = {"table2": metrics_rows, "disentanglement": dis_metrics, "seconds": timings,
                "generated_dirs": {n: str(generated_dirs[n]) for n in generated},
                "fid_inception_available": fid_model.available, "fid_inception_note": fid_model.note}
+    metrics = _json_safe(metrics)
     io.write_json(paths.metrics, metrics)
 
     with tracking.start_run(cfg.tracking, "generation_eval", params=config_to_dict(cfg),
@@ -479,7 +555,7 @@ def run_generation_eval(
 
 
 __all__ = [
-    "ABLATIONS", "BY_APPEARANCE", "BY_STRUCTURE", "CSV_NAME", "GENERATED_DIRS", "PAPER_TABLE2", "StagePaths",
-    "generate", "load_generated_images", "load_generator", "random_partners", "read_generated_set",
-    "run_generation_eval", "to_uint8", "write_generated_set",
+    "ABLATIONS", "BY_APPEARANCE", "BY_STRUCTURE", "CSV_NAME", "FIGURE_FILES", "GENERATED_DIRS", "PAPER_TABLE2",
+    "StagePaths", "draw_figures", "generate", "load_generated_images", "load_generator", "measure_table2",
+    "random_partners", "read_generated_set", "run_generation_eval", "to_uint8", "write_generated_set",
 ]

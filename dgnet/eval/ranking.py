@@ -182,13 +182,14 @@ def _positives_ahead(Pf, Cf, width, rows, vals, cols):
     lower gallery index. Branchless binary search: ``log2(width)`` gathers.
     """
     base = rows * width
-    ahead = torch.zeros_like(rows)
+    at = base.clone()  # base + number of positives found so far with a higher score
     step = width // 2
     while step:
-        ahead += (Pf.index_select(0, base + ahead + (step - 1)) > vals) * step
+        at.add_(Pf.index_select(0, at + (step - 1)) > vals, alpha=step)
         step //= 2
+    ahead = at - base
     # equal scores: the positives of the tie group with a lower gallery index also rank before
-    tied = torch.nonzero(Pf.index_select(0, base + ahead) == vals).squeeze(1)
+    tied = torch.nonzero(Pf.index_select(0, at) == vals).squeeze(1)
     while len(tied):
         j = base.index_select(0, tied) + ahead.index_select(0, tied)
         before = (Pf.index_select(0, j) == vals.index_select(0, tied)) & (

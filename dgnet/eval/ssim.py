@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 from skimage.color import rgb2lab
 from skimage.metrics import structural_similarity
 from torch import Tensor
