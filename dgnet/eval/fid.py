@@ -226,10 +226,17 @@ class InceptionFid:
 
     def distance(self, images_a: Images, images_b: Images, progress: bool = False,
                  size: tuple[int, int] | None = None) -> FidResult:
+        """FID between two image sets (the note when the weights are missing)."""
+        if self.model is None:
+            return FidResult(None, self.note)
+        return self.from_features(self.features(images_a, progress, size), self.features(images_b, progress, size))
+
+    def from_features(self, features_a: np.ndarray, features_b: np.ndarray) -> FidResult:
+        """FID from pool3 features computed once (:meth:`features`), e.g. the training set's for every row."""
         if self.model is None:
             return FidResult(None, self.note)
         try:
-            value = frechet_distance(self.features(images_a, progress, size), self.features(images_b, progress, size))
+            value = frechet_distance(features_a, features_b)
         except ValueError as err:  # e.g. pytorch-fid's "Imaginary component" on too few images
             return FidResult(None, f"not computed: {err}")
         return FidResult(value, f"pytorch-fid Inception-v3 ({self.dims}-d), {self.weights.name}")

@@ -324,7 +324,13 @@ def measure_table2(train: Sequence[Sample], train_images: Tensor, gallery_images
     timings = {} if timings is None else timings
     pairs = {"Real": (train_images, gallery_images), **{n: (generated[n], train_images) for n in generated}}
     t0 = time.perf_counter()
-    fid_results = {name: fid_model.distance(a, b, progress) for name, (a, b) in pairs.items()}
+    if fid_model.available:  # each set's pool3 features once (the training set is in every row)
+        sets = {"_train": train_images, "_gallery": gallery_images, **generated}
+        feats = {k: fid_model.features(v, progress) for k, v in sets.items()}
+        fid_results = {"Real": fid_model.from_features(feats["_train"], feats["_gallery"]),
+                       **{n: fid_model.from_features(feats[n], feats["_train"]) for n in generated}}
+    else:
+        fid_results = {name: fid_model.distance(a, b) for name, (a, b) in pairs.items()}
     timings["fid_inception"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
