@@ -65,7 +65,10 @@ def ablation_table(cfg: Config, table3: dict, ablations: dict | None) -> None:
                 pd.DataFrame(rows, columns=COLUMNS),
                 note="w/o feed: generated images are not fed to E_a (no L_prim, L_fine); w/o id: "
                      "no identity loss on generated images at all. The paper reports these only as "
-                     "generation quality (Table 2, Figure 4).")
+                     "generation quality (Table 2, Figure 4). In the reference design E_a is trained "
+                     "only by identity losses (the appearance code enters G detached and L_id^c goes "
+                     "through a frozen copy of E_a), so with feeding off E_a sees exactly the same "
+                     "updates in both ablations: their re-id rows are expected to be identical.")
 
 
 def table9(cfg: Config, transfer: dict | None) -> None:
