@@ -1,14 +1,18 @@
 """DVC stage ``beta_sweep``: Figure 8 (right), the test-time weight beta of f_fine, no retraining."""
 
-from dgnet import io
-from dgnet.config import load_config
+from dgnet import io, tracking
+from dgnet.config import config_to_dict, load_config
 from dgnet.eval.variants import beta_sweep
 
 
 def main() -> None:
     cfg = load_config("params.yaml")
     betas = sorted(set(cfg.sweep.betas) | {cfg.eval.beta})
-    io.write_json("reports/metrics/beta_sweep.json", {"points": beta_sweep(cfg, "models/dgnet/last.pt", betas)})
+    with tracking.start_run(cfg.tracking, "beta_sweep", params=config_to_dict(cfg)) as run:
+        points = beta_sweep(cfg, "models/dgnet/last.pt", betas)
+        for step, p in enumerate(points):
+            run.log_metrics({"beta": p["beta"], "rank1": p["rank1"], "mAP": p["mAP"]}, step=step)
+    io.write_json("reports/metrics/beta_sweep.json", {"points": points})
 
 
 if __name__ == "__main__":

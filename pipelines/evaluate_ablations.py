@@ -1,14 +1,18 @@
 """DVC stage ``evaluate_ablations``: re-id metrics of the w/o-feed and w/o-id models."""
 
-from dgnet import io
-from dgnet.config import load_config
-from dgnet.eval.variants import evaluate_variants
+from dgnet import io, tracking
+from dgnet.config import config_to_dict, load_config
+from dgnet.eval.variants import MAIN_FEATURE, evaluate_variants
 
 CHECKPOINTS = {"w/o feed": "models/dgnet_nofeed/last.pt", "w/o id": "models/dgnet_noid/last.pt"}
 
 
 def main() -> None:
-    metrics = evaluate_variants(load_config("params.yaml"), CHECKPOINTS)
+    cfg = load_config("params.yaml")
+    with tracking.start_run(cfg.tracking, "evaluate_ablations", params=config_to_dict(cfg)) as run:
+        metrics = evaluate_variants(cfg, CHECKPOINTS)
+        for name, m in metrics.items():
+            run.log_metrics({f"{name}/rank1": m[MAIN_FEATURE]["rank1"], f"{name}/mAP": m[MAIN_FEATURE]["mAP"]})
     io.write_json("reports/metrics/ablations.json", metrics)
 
 

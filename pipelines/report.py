@@ -1,11 +1,15 @@
 """DVC stage ``report``: the remaining tables, Figure 8 and reports/README.md from the metrics files."""
 
-from dgnet.config import load_config
+from dgnet import tracking
+from dgnet.config import config_to_dict, load_config
 from dgnet.reports_index import build_reports
 
 
 def main() -> None:
-    build_reports(load_config("params.yaml"))
+    cfg = load_config("params.yaml")
+    with tracking.start_run(cfg.tracking, "report", params=config_to_dict(cfg)) as run:
+        build_reports(cfg)
+        run.log_artifact("reports/README.md")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """DVC stage ``transfer``: Table 9, direct transfer between two domains (default: synthetic style A <-> B)."""
 
-from dgnet import io
-from dgnet.config import load_config
+from dgnet import io, tracking
+from dgnet.config import config_to_dict, load_config
 from dgnet.eval.variants import direct_transfer
 
 
@@ -12,7 +12,12 @@ def main() -> None:
         "A": {"Baseline (teacher)": "models/teacher.pt", "DG-Net": "models/dgnet/last.pt"},
         "B": {"Baseline (teacher)": "models/teacher_b.pt", "DG-Net": "models/dgnet_b/last.pt"},
     }
-    io.write_json("reports/metrics/transfer.json", {"domains": domains, "rows": direct_transfer(cfg, domains, models)})
+    with tracking.start_run(cfg.tracking, "transfer", params=config_to_dict(cfg)) as run:
+        rows = direct_transfer(cfg, domains, models)
+        for r in rows:
+            key = f"{r['train']}_to_{r['test']}/{r['method']}"
+            run.log_metrics({f"{key}/rank1": r["rank1"], f"{key}/mAP": r["mAP"]})
+    io.write_json("reports/metrics/transfer.json", {"domains": domains, "rows": rows})
 
 
 if __name__ == "__main__":
