@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from dgnet.config import SynthConfig, config_from_dict, preset_dict, replace
 
@@ -33,3 +34,12 @@ def micro_cfg(micro_data, mlflow_uri):
     """The real micro preset, pointed at the session's data and MLflow store."""
     cfg = config_from_dict(preset_dict("micro"))
     return replace(cfg, **{"data.root": str(micro_data), "tracking.uri": mlflow_uri})
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU, more threads wait on each other's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,13 +13,7 @@ from dgnet.data.layouts import load_layout
 from dgnet.eval import disentangle as dis
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, more threads wait on each other's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _labels(n: int, seed: int) -> pd.DataFrame:
