@@ -61,6 +61,8 @@ def prepare_data(
             save_example_grid(cfg.root, examples_png)
     else:
         result = check_layout(cfg.layout, cfg.root, cfg.cuhk03_subset, progress=progress)
+        if examples_png is not None:  # the same figure for a real data set (a DVC output either way)
+            save_example_grid(cfg.root, examples_png, layout=cfg.layout, cuhk03_subset=cfg.cuhk03_subset)
     index = {
         "layout": cfg.layout, "root": cfg.root, "cuhk03_subset": cfg.cuhk03_subset,
         "counts": {k: result[k] for k in SPLITS},

@@ -629,14 +629,15 @@ def _generate(root: Path, cfg: SynthConfig) -> list[dict]:
 # ---------------------------------------------------------------- example grid
 
 
-def save_example_grid(root: str | Path, out_png: str | Path, rows: int = 4, cols: int = 8) -> None:
+def save_example_grid(root: str | Path, out_png: str | Path, rows: int = 4, cols: int = 8,
+                      layout: str = "synthetic", cuhk03_subset: str = "labeled") -> None:
     """A PNG grid of training images: each row one identity, its images spread over cameras."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = load_layout("market1501", root).train
+    train = load_layout(layout, root, cuhk03_subset).train
     by_pid: dict[int, list] = {}
     for s in train:
         by_pid.setdefault(s.pid, []).append(s)
@@ -664,7 +665,8 @@ def save_example_grid(root: str | Path, out_png: str | Path, rows: int = 4, cols
                 ax.set_title(f"c{order[c].camid + 1}", fontsize=7, pad=2)
             if c == 0:
                 ax.set_ylabel(f"id {pid:04d}", fontsize=7)
-    fig.suptitle(f"synthetic pedestrians ({Path(root).name}): one identity per row", fontsize=8)
+    name = "synthetic pedestrians" if layout == "synthetic" else layout
+    fig.suptitle(f"{name} ({Path(root).name}): one identity per row", fontsize=8)
     fig.tight_layout()
     with io.atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
