@@ -31,6 +31,7 @@ from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator  
 from dgnet.train.dgnet_step import dis_step, gen_step, generate  # noqa: E402
 from dgnet.train.loop import build_optimizers  # noqa: E402
 from dgnet.train.schedules import loss_weights  # noqa: E402
+from dgnet.train import fidelity  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 
@@ -47,19 +48,21 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> d
                            dtype=torch.uint8)
     labels = torch.arange(len(images)) % classes
     sampler = BatchSampler(labels, cfg.train.batch_size, seed=0)
-    weights = loss_weights(cfg.train.warm_iter + cfg.train.ramp_iters, cfg.train)  # every loss on
+    sw = fidelity.resolve(cfg)
+    weights = loss_weights(cfg.train.warm_iter + 2 * cfg.train.ramp_iters, cfg.train, sw)  # every loss on
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for it in range(warmup + iterations):
         began = time.perf_counter()
-        batch = dgnet_batch(images, sampler, it, 2, device)
+        batch = dgnet_batch(images, sampler, it, 2, device, sw.pad_mode)
         g = iteration_generator(0, it)
         with autocast:
-            gen = generate(nets, batch, cfg.data.random_erasing, g)
-            dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, cfg.train.gp_weight)
-            gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g)
+            gen = generate(nets, batch, cfg.data.random_erasing, g, sw)
+            dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, cfg.train.gp_weight,
+                     sw.groups)
+            gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g, sw)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if it >= warmup:

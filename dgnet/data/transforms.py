@@ -1,4 +1,4 @@
-"""Tensor image transforms for re-id training (DESIGN.md section 5, "Augmentation").
+"""Tensor image transforms for re-id training (augmentation; docs/fidelity.md for the official variants).
 
 All work on batches ``(B, 3, H, W)`` (a single ``(3, H, W)`` image is accepted
 where noted) and draw their randomness from an explicit ``torch.Generator``,
@@ -52,12 +52,18 @@ def random_flip(batch: Tensor, generator: torch.Generator, p: float = 0.5) -> Te
     return torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
 
 
-def pad_and_crop(batch: Tensor, pad: int, generator: torch.Generator) -> Tensor:
-    """Zero-pad every side by ``pad`` and crop back to ``(H, W)`` at a random offset per image."""
+def pad_and_crop(batch: Tensor, pad: int, generator: torch.Generator, mode: str = "zero") -> Tensor:
+    """Pad every side by ``pad`` (``zero``, or ``edge``: repeat the border pixels, as the official
+    DG-Net code) and crop back to ``(H, W)`` at a random offset per image."""
+    if mode not in ("zero", "edge"):
+        raise ValueError(f"mode must be 'zero' or 'edge', got {mode!r}")
     if pad <= 0:
         return batch
     b, _, h, w = batch.shape
-    padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+    if mode == "edge":  # replicate padding needs a float tensor
+        padded = torch.nn.functional.pad(batch.float(), (pad,) * 4, mode="replicate").to(batch.dtype)
+    else:
+        padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
     offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
     return torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
 
@@ -69,11 +75,13 @@ def random_erasing(
     area: tuple[float, float] = (0.02, 0.4),
     aspect: tuple[float, float] = (0.3, 3.3),
     fill: str = "zeros",
+    aspect_sampling: str = "log_uniform",
 ) -> Tensor:
     """Random erasing (Zhong et al. 2020) on normalised float images ``(B, 3, H, W)``.
 
     With probability ``p`` per image, one rectangle of area ``area`` (fraction
-    of the image) and aspect ratio in ``aspect`` (log-uniform) is replaced by
+    of the image) and aspect ratio in ``aspect`` (drawn ``log_uniform``, or ``uniform`` as the
+    official DG-Net code does) is replaced by
     zeros (``fill="zeros"``: the mean colour after normalisation, as in the
     DG-Net reference) or by standard-normal noise (``fill="random"``).
     Up to 100 tries per image to find a rectangle that fits.
@@ -83,6 +91,8 @@ def random_erasing(
     b, c, h, w = batch.shape
     out = batch.clone()
     apply = (torch.rand(b, generator=generator) < p).tolist()
+    if aspect_sampling not in ("uniform", "log_uniform"):
+        raise ValueError(f"aspect_sampling must be 'uniform' or 'log_uniform', got {aspect_sampling!r}")
     log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
     for i in range(b):
         if not apply[i]:
@@ -90,7 +100,10 @@ def random_erasing(
         for _ in range(100):
             u = torch.rand(3, generator=generator).tolist()
             target = (area[0] + (area[1] - area[0]) * u[0]) * h * w
-            ratio = math.exp(log_lo + (log_hi - log_lo) * u[1])
+            if aspect_sampling == "uniform":
+                ratio = aspect[0] + (aspect[1] - aspect[0]) * u[1]
+            else:
+                ratio = math.exp(log_lo + (log_hi - log_lo) * u[1])
             eh = int(round(math.sqrt(target * ratio)))
             ew = int(round(math.sqrt(target / ratio)))
             if 0 < eh < h and 0 < ew < w:

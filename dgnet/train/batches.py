@@ -71,15 +71,15 @@ class BatchSampler:
         return torch.tensor(out)
 
 
-def augment(images: Tensor, pad: int, generator: torch.Generator) -> Tensor:
+def augment(images: Tensor, pad: int, generator: torch.Generator, pad_mode: str = "zero") -> Tensor:
     """uint8 (B, 3, H, W) -> normalised float: random flip, pad-and-crop, ImageNet normalisation."""
     images = T.random_flip(images, generator)
-    images = T.pad_and_crop(images, pad, generator)
+    images = T.pad_and_crop(images, pad, generator, pad_mode)
     return T.normalize(images)
 
 
 def dgnet_batch(
-    images: Tensor, sampler: BatchSampler, iteration: int, pad: int, device: torch.device
+    images: Tensor, sampler: BatchSampler, iteration: int, pad: int, device: torch.device, pad_mode: str = "zero"
 ) -> Batch:
     """The joint-training batch: x_i, a same-identity x_t, labels and the cross-id partner j."""
     g = iteration_generator(sampler.seed, iteration, sampler.rank, stream=1)
@@ -87,8 +87,8 @@ def dgnet_batch(
     pos = sampler.positives(idx, g)
     labels = sampler.labels[idx]
     return Batch(
-        images=augment(images[idx], pad, g).to(device),
-        positives=augment(images[pos], pad, g).to(device),
+        images=augment(images[idx], pad, g, pad_mode).to(device),
+        positives=augment(images[pos], pad, g, pad_mode).to(device),
         labels=labels.to(device),
         partner=cross_identity_partners(labels, g).to(device),
     )

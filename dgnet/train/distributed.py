@@ -60,13 +60,19 @@ def broadcast_buffers(module: nn.Module) -> None:
 
 
 def average_gradients(module: nn.Module) -> None:
-    """All-reduce (mean) every gradient of ``module`` in one flat buffer."""
-    if world_size() == 1:
-        return
+    """All-reduce (mean) every gradient of ``module`` in one flat buffer.
+
+    A trained parameter without a gradient (its losses are off, e.g. the fine head during
+    warm-up) gets a zero one first, in one process too: the optimizer then applies weight decay
+    and momentum to it as the official code does (its losses there are multiplied by 0), and one
+    run does not depend on the process count.
+    """
     params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:  # every rank must reduce the same list, even where a loss was off
+    for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
+    if world_size() == 1:
+        return
     grads = [p.grad for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)

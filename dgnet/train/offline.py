@@ -27,7 +27,7 @@ from dgnet.data.dataset import scaled_pad
 from dgnet.data.transforms import random_erasing
 from dgnet.models import AppearanceEncoder
 from dgnet.tracking import Run
-from dgnet.train import checkpoint
+from dgnet.train import checkpoint, fidelity
 from dgnet.train.batches import BatchSampler, augment, iteration_generator
 from dgnet.train.dgnet_step import check_finite
 from dgnet.train.schedules import lr_factor
@@ -57,6 +57,7 @@ def train_offline_reid(
     real = BatchSampler(real_labels, t.batch_size, t.seed)
     fake = BatchSampler(gen_labels, t.batch_size, t.seed + 1)
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
+    sw = fidelity.resolve(cfg)
     w_prim = t.lambda_prim_max
     w_fine = t.alpha * t.lambda_prim_max
 
@@ -66,8 +67,9 @@ def train_offline_reid(
         g = iteration_generator(t.seed, it, stream=3)
         torch.manual_seed(t.seed * 7919 + it)
         ri, fi = real.indices(it), fake.indices(it)
-        x_real = random_erasing(augment(real_images[ri], pad, g), cfg.data.random_erasing, g).to(device)
-        x_fake = augment(gen_images[fi], pad, g).to(device)
+        x_real = random_erasing(augment(real_images[ri], pad, g, sw.pad_mode), cfg.data.random_erasing, g,
+                                aspect_sampling=sw.erasing_aspect).to(device)
+        x_fake = augment(gen_images[fi], pad, g, sw.pad_mode).to(device)
         y_real, y_fake, y_struct = real_labels[ri].to(device), gen_labels[fi].to(device), gen_struct_labels[fi].to(device)
         out_real, out_fake = model(x_real), model(x_fake)
         with torch.no_grad():

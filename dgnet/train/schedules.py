@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from dgnet.config import TrainConfig
+from dgnet.train.fidelity import Switches, resolve_parts
 
 
 def lambda_prim(iteration: int, warm_iter: int, ramp_iters: int, maximum: float) -> float:
@@ -36,20 +37,46 @@ def lr_factor(iteration: int, steps: Sequence[int], gamma: float) -> float:
     return gamma ** sum(iteration >= step for step in steps)
 
 
-def loss_weights(iteration: int, cfg: TrainConfig) -> dict[str, float]:
-    """Every loss weight of equation 10 in force at ``iteration`` (ablations applied)."""
-    prim = lambda_prim(iteration, cfg.warm_iter, cfg.ramp_iters, cfg.lambda_prim_max)
-    fine = cfg.alpha * prim
+def official_ramp(iteration: int, warm_iter: int, rate: float, maximum: float) -> float:
+    """A weight as the official code ramps it: from 0, ``+rate`` per iteration after ``warm_iter``
+    (capped at ``maximum``). Its loss is computed only where the weight was already positive before
+    that iteration's increment, so the weight in force at ``warm_iter + k`` is ``k * rate`` for
+    ``k >= 2`` and 0 up to ``warm_iter + 1``."""
+    k = iteration - warm_iter
+    return 0.0 if k < 2 else min(maximum, k * rate)
+
+
+def loss_weights(iteration: int, cfg: TrainConfig, sw: Switches | None = None) -> dict[str, float]:
+    """Every loss weight of equation 10 in force at ``iteration`` (ablations applied).
+
+    ``sw`` (the resolved fidelity switches, default: those of ``cfg.fidelity``)
+    chooses between the paper's schedule and the official code's ramps.
+    """
+    sw = sw or resolve_parts(cfg)
+    if sw.code_recon == "ramp":
+        rate = cfg.lambda_prim_max / max(cfg.ramp_iters, 1)  # the official warm_scale: one rate for every ramp
+        prim = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_prim_max)
+        # the fine head's real-image term reads the teacher weight before this iteration's increment
+        prim_before = 0.0 if iteration - cfg.warm_iter < 2 else min(cfg.lambda_prim_max,
+                                                                     (iteration - cfg.warm_iter - 1) * rate)
+        code = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_code_max)
+    else:
+        prim = prim_before = lambda_prim(iteration, cfg.warm_iter, cfg.ramp_iters, cfg.lambda_prim_max)
+        rate, code = cfg.lambda_prim_max / max(cfg.ramp_iters, 1), 1.0
+    cycle = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_cycle_max) if sw.cycle_recon == "ramp" else 0.0
+    fine, fine_real = cfg.alpha * prim, cfg.alpha * prim_before
     if not (cfg.feed_generated and cfg.id_supervision):
         # "w/o feed" drops L_prim and L_fine; "w/o id" drops every identity
         # loss on generated images (L_prim, L_fine and L_id^c)
-        prim = fine = 0.0
+        prim = fine = fine_real = 0.0
     return {
         "lambda_img": cfg.lambda_img,
-        "lambda_code": 1.0,
+        "lambda_code": code,
+        "lambda_cycle": cycle,
         "lambda_id_real": 1.0,
         "lambda_id_gen": cfg.lambda_id if cfg.id_supervision else 0.0,
         "lambda_adv": 1.0,
         "lambda_prim": prim,
         "lambda_fine": fine,
+        "lambda_fine_real": fine_real,
     }
