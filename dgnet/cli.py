@@ -14,8 +14,7 @@ import argparse
 import sys
 
 from dgnet import __version__
-from dgnet.config import ConfigError
-from dgnet.errors import UserError
+from dgnet.errors import user_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. Expected failures: one ``dgnet: error:`` line, exit 2;
+    Ctrl-C: one ``dgnet: interrupted:`` line, exit 130; bugs keep their traceback."""
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"dgnet: config error: {err}", file=sys.stderr)
-        return 2
-    except UserError as err:
-        print(f"dgnet: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        kept = str(err) or "every output is written atomically, so each file is complete or untouched"
+        print(f"dgnet: interrupted: {kept}", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"dgnet: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
 
 

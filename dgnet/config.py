@@ -14,6 +14,8 @@ result to ``params.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +150,10 @@ class RuntimeConfig:
     channels_last: bool = False
     threads: int = field(default=0, metadata=_range(0))  # torch CPU threads, 0 = torch default
 
+    def _check(self) -> None:
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device: expected cpu, cuda, cuda:N or mps, got {self.device!r}")
+
 
 @dataclass(frozen=True)
 class TeacherConfig:
@@ -272,6 +278,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -324,17 +332,48 @@ def config_from_dict(data: dict) -> Config:
     return _build(Config, data)
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
-    """Read and validate a params file; errors name the file and the key."""
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 plus the floats YAML 1.2 allows: ``1e-3`` is a number, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that also reads ``1e-3`` and ``5E+2`` as floats (PyYAML reads them as strings)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def read_params(path: str | Path) -> dict:
+    """The mapping in a params file; an empty file or a non-mapping is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        data = yaml_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the params file is empty; write one with `dgnet config use default`")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate a params file; errors name the file and the key.
+
+    A partial file (some sections or keys left out) is merged onto the
+    ``default`` preset (``configs/default.yaml``), never onto the code's
+    dataclass defaults, so a missing key means the documented default.
+    """
+    data = read_params(path)
     try:
-        return config_from_dict(data)
+        return config_from_dict(deep_merge(preset_dict("default"), data))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 
@@ -411,7 +450,7 @@ def preset_dict(name: str, presets_dir: Path = PRESETS_DIR) -> dict:
         path = presets_dir / f"{part}.yaml"
         if not path.is_file():
             raise ConfigError(f"{path}: preset file missing")
-        merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
+        merged = deep_merge(merged, yaml_load(path.read_text()) or {})
     merged["name"] = name
     config_from_dict(merged)  # validate
     return merged
@@ -445,5 +484,5 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
             node = node[part]
         if leaf not in node:
             raise ConfigError(f"{key}: unknown key")
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = yaml_load(text)
     return config_from_dict(data)

@@ -2,13 +2,20 @@
 
 Every output goes to a temporary file in the same folder and is renamed into
 place, so a crash or SIGKILL leaves either the old file or the new one, never
-half of one.
+half of one. The writer holds a lock on its temporary file; a temporary file
+that nobody holds (its writer was killed) is removed by the next write to the
+same output or by :func:`remove_stale_tmp`. A full disk is a
+:class:`~dgnet.errors.UserError` that says so; the previous file is kept.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import glob
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +23,51 @@ from typing import Any, Iterator
 
 import torch
 
+from dgnet.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def umask() -> int:
+    """The process umask (read once at import)."""
+    return _UMASK
+
+
+def _tmp_glob(path: Path) -> str:
+    return f".{glob.escape(path.name)}.*.tmp"
+
+
+def remove_stale_tmp(path: str | Path) -> list[Path]:
+    """Remove the temporary files of ``path`` left by killed writers; return them.
+
+    A live writer holds an exclusive ``flock`` on its temporary file, so only
+    files that no process holds are removed.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in sorted(path.parent.glob(_tmp_glob(path))):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        except OSError:  # held by a live writer
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def no_space_message(path: Path) -> str:
+    free_mb = shutil.disk_usage(path.parent).free / 2**20
+    kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
+    return (f"{path}: no space left on the device ({free_mb:.0f} MB free); {kept}; "
+            f"free some space and run the command again")
 
 
 @contextmanager
@@ -26,18 +75,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     tmp_path = Path(tmp)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "in use": remove_stale_tmp leaves it alone
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.errno in NO_SPACE:
+            tmp_path.unlink(missing_ok=True)
+            raise UserError(no_space_message(path)) from None
+        raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        tmp_path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -50,12 +105,52 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """``torch.save`` through a temporary file and an atomic rename."""
+    """``torch.save`` through a temporary file and an atomic rename.
+
+    The file is written through a Python file object, so a full disk is the
+    ``OSError(ENOSPC)`` behind torch's ``inline_container.cc`` error; it is
+    raised as such (and :func:`atomic_path` turns it into one clear line).
+    """
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as fh:
+            try:
+                torch.save(state, fh)
+            except RuntimeError as err:
+                cause = err.__context__
+                if isinstance(cause, OSError):
+                    raise cause from None
+                raise
 
 
-class CheckpointError(RuntimeError):
+def require_writable(*paths: str | Path) -> None:
+    """Check before any work that each output file's folder can be created and written."""
+    for folder in dict.fromkeys(Path(p).parent for p in paths):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".dgnet-write-check.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise UserError(f"{folder}: cannot write the outputs here ({err.strerror}); "
+                            f"choose another output path or fix the folder's permissions") from None
+
+
+def nonfinite_names(state: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in ``state`` (nested dicts and lists) with NaN or inf."""
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() and state.numel() and not bool(torch.isfinite(state).all()):
+            return [prefix.rstrip(".") or "tensor"]
+        return []
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    else:
+        return []
+    return [name for key, value in items for name in nonfinite_names(value, f"{prefix}{key}.")]
+
+
+class CheckpointError(UserError):
     pass
 
 
@@ -67,4 +162,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated/corrupt files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+        reason = " ".join(str(err).split())[:300]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None

@@ -7,20 +7,29 @@
 Every run is tagged with the git commit, the DVC stage (when run by DVC, or
 the name given) and the configuration name, so ``mlflow ui`` compares stages
 and ablations side by side. ``uri: none`` turns tracking off (a no-op run).
+
+Several processes may open runs on one fresh SQLite store at once (``dgnet
+tune`` workers): the store is created under an exclusive ``flock`` on the
+database file, so only one process runs MLflow's schema migration. An HTTP
+tracking server that does not answer is one clear error, not minutes of retries.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
-import re
 import os
+import re
 import subprocess
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from dgnet.config import TrackingConfig, flatten
+from dgnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,45 @@ class Run:
             self._mlflow.set_tags(tags)
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI (None for other stores and in-memory SQLite)."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's file (created empty if missing) while
+    MLflow creates or migrates its schema; other stores need no lock."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # SQLite uses fcntl locks, independent of flock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """An ``http(s)://`` tracking server must answer ``/health`` within ``timeout`` seconds."""
+    if not uri.lower().startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered (a proxy or an older server without /health)
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(f"tracking.uri {uri}: the MLflow server does not answer ({reason}); start it, "
+                        f"or set tracking.uri to sqlite:///mlflow.db or none") from None
+
+
 @contextmanager
 def start_run(
     cfg: TrackingConfig,
@@ -94,8 +142,10 @@ def start_run(
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    check_server(cfg.uri)
     mlflow.set_tracking_uri(cfg.uri)
-    mlflow.set_experiment(cfg.experiment)
+    with store_lock(cfg.uri):
+        mlflow.set_experiment(cfg.experiment)
     all_tags = {
         "git_commit": git_commit(),
         "stage": os.environ.get("DVC_STAGE", run_name),

@@ -1,4 +1,4 @@
-"""Parsers for the on-disk layouts of the re-id data sets (DESIGN.md section 3).
+"""Parsers for the on-disk layouts of the re-id data sets (as published with each data set).
 
 The labels live in the file names (or, for MSMT17, in list files), so a parser
 only lists folders and reads names; :func:`check_layout` additionally opens
@@ -52,7 +52,7 @@ class ReidSplits:
     multi_query: tuple[Sample, ...] = ()
 
 
-# Published counts (ids, images) per split; DESIGN.md section 3. Gallery ids
+# Published counts (ids, images) per split as published with each data set. Gallery ids
 # count every distinct pid in the folder, distractors (0) and junk (-1) included.
 PUBLISHED: dict[str, dict[str, tuple[int, int]]] = {
     "market1501": {"train": (751, 12936), "query": (750, 3368), "gallery": (752, 19732)},
@@ -66,11 +66,12 @@ PUBLISHED: dict[str, dict[str, tuple[int, int]]] = {
 # ---------------------------------------------------------------- folder layouts
 # (regex on the file stem, human-readable pattern for error messages)
 
-_MARKET_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)s\d+_\d+_\d+$"),
+# re.ASCII: identities and cameras are ASCII digits only (``\d`` would accept any Unicode digit)
+_MARKET_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)s\d+_\d+_\d+$", re.ASCII),
                 "PPPP_cCsS_FFFFFF_BB.jpg, e.g. 0002_c1s1_000451_03.jpg")
-_DUKE_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_f\d+$"), "PPPP_cC_fFFFFFFF.jpg, e.g. 0001_c2_f0046182.jpg")
-_CUHK_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_\d+$"), "PPPP_cC_N.png, e.g. 0001_c1_1.png")
-_MSMT_NAME = re.compile(r"^\d+_\d+_(\d+)_")
+_DUKE_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_f\d+$", re.ASCII), "PPPP_cC_fFFFFFFF.jpg, e.g. 0001_c2_f0046182.jpg")
+_CUHK_NAME = (re.compile(r"^(-1|\d{1,5})_c(\d+)_\d+$", re.ASCII), "PPPP_cC_N.png, e.g. 0001_c1_1.png")
+_MSMT_NAME = re.compile(r"^\d+_\d+_(\d+)_", re.ASCII)
 _MSMT_PATTERN = "PPPP/PPPP_NNN_CC_..._N.jpg PID, e.g. 0000/0000_000_01_0303morning_0015_0.jpg 0"
 
 _FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -89,10 +90,18 @@ def _split_dir(root: Path, name: str, what: str) -> Path:
 
 
 def _image_names(folder: Path) -> list[str]:
-    """Sorted image file names in ``folder`` (other files such as Thumbs.db are ignored)."""
+    """Sorted image file names in ``folder`` (other files such as Thumbs.db are ignored).
+
+    An image name that is a symbolic link to nothing is an error naming it.
+    """
     with os.scandir(folder) as it:
-        names = [e.name for e in it if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
-    return sorted(names)
+        entries = [e for e in it if e.name.lower().endswith(IMAGE_SUFFIXES)]
+    dangling = sorted(e.name for e in entries if e.is_symlink() and not os.path.exists(e.path))
+    if dangling:
+        first = folder / dangling[0]
+        raise DataLayoutError(f"{first}: dangling symbolic link (its target {os.readlink(first)} does not exist; "
+                              f"{len(dangling)} dangling link(s) in {folder}); restore the targets or remove the links")
+    return sorted(e.name for e in entries if e.is_file())
 
 
 def _parse_folder(folder: Path, name_rule: tuple[re.Pattern, str]) -> list[Sample]:
@@ -128,19 +137,33 @@ def _folder_layout(root: Path, name_rule, what: str, multi_query: bool = False) 
 # ---------------------------------------------------------------- MSMT17
 
 
-def _read_list(root: Path, list_name: str, image_dir: Path) -> list[Sample]:
+def _list_lines(list_path: Path) -> list[str]:
+    """The lines of a list file; bytes that are not UTF-8 are an error naming the line."""
+    data = list_path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
+        raise DataLayoutError(f"{list_path} line {lineno}: not UTF-8 text (byte {data[err.start]:#04x}); "
+                              f"re-save the list as UTF-8") from None
+
+
+def _read_list(root: Path, list_name: str, image_dir: Path, seen: dict[str, tuple[str, int]]) -> list[Sample]:
+    """Parse one MSMT17 list file. ``seen`` maps every image already listed (in any list) to
+    its line and pid: a duplicate line, one image under two ids or an image in both train and
+    test lists is an error naming both lines."""
     list_path = root / list_name
     if not list_path.is_file():
         raise DataLayoutError(f"{list_path}: missing list file (expected lines '{_MSMT_PATTERN}')")
     root_norm = os.path.normpath(os.path.abspath(root))
     out = []
-    for lineno, line in enumerate(list_path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_list_lines(list_path), 1):
         line = line.strip()
         if not line:
             continue
         fields = line.split()
         where = f"{list_path} line {lineno}"
-        if len(fields) != 2 or not re.fullmatch(r"-?\d+", fields[1]):
+        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+", fields[1]):
             raise DataLayoutError(f"{where}: expected '{_MSMT_PATTERN}', got {line!r}")
         rel, pid = fields[0], int(fields[1])
         path = image_dir / rel
@@ -154,6 +177,12 @@ def _read_list(root: Path, list_name: str, image_dir: Path) -> list[Sample]:
             )
         if not path.is_file():
             raise DataLayoutError(f"{where}: image {path} does not exist")
+        if norm in seen:
+            first, first_pid = seen[norm]
+            what = (f"listed with pid {pid} here and pid {first_pid}" if first_pid != pid
+                    else "listed again")
+            raise DataLayoutError(f"{where}: image {rel!r} is {what} at {first}; each image may be listed once")
+        seen[norm] = (where, pid)
         out.append(Sample(str(path), pid, int(m.group(1)) - 1))
     return out
 
@@ -163,9 +192,10 @@ def _msmt17(root: Path) -> ReidSplits:
     what = "MSMT17: train/, test/, list_train.txt, list_val.txt, list_query.txt, list_gallery.txt"
     train_dir = _split_dir(root, "train", what)
     test_dir = _split_dir(root, "test", what)
-    train = _read_list(root, "list_train.txt", train_dir) + _read_list(root, "list_val.txt", train_dir)
-    query = _read_list(root, "list_query.txt", test_dir)
-    gallery = _read_list(root, "list_gallery.txt", test_dir)
+    seen: dict[str, tuple[str, int]] = {}
+    train = _read_list(root, "list_train.txt", train_dir, seen) + _read_list(root, "list_val.txt", train_dir, seen)
+    query = _read_list(root, "list_query.txt", test_dir, seen)
+    gallery = _read_list(root, "list_gallery.txt", test_dir, seen)
     train = [s for s in train if s.pid >= 0]
     return ReidSplits(tuple(train), tuple(query), tuple(gallery))
 

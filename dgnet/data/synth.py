@@ -551,6 +551,7 @@ def write_synthetic(out: str | Path, cfg: SynthConfig, overwrite: bool = False) 
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, restval="")
             writer.writeheader()
             writer.writerows(rows)
+        tmp.chmod(0o777 & ~io.umask())  # mkdtemp makes 0700; a data set is an ordinary folder
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -59,6 +59,7 @@ def evaluate_checkpoint(args) -> dict:
     from dgnet.models import load_embedder
     from dgnet.viz import rank_list_figure
 
+    io.require_writable(*[p for p in (args.out, args.figure) if p])  # before any work
     probe_device = args.device or "cpu"
     embed, ckpt_config = load_embedder(args.checkpoint, probe_device)
     cfg, trained = _settings(args, ckpt_config)

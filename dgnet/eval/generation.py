@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from dgnet.data.layouts import Sample
 from dgnet.data.transforms import denormalize, normalize
+from dgnet.io import umask
 from dgnet.models.structure import to_gray
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     """
     from dgnet.config import ConfigError, config_from_dict
     from dgnet.errors import UserError
-    from dgnet.io import CheckpointError
+    from dgnet.io import CheckpointError, nonfinite_names
     from dgnet.models import DGNET_KEYS, build_dgnet
     from dgnet.train import checkpoint
 
@@ -92,6 +93,10 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     for name in DGNET_KEYS:
         if name not in state.get("models", {}):
             raise UserError(f"{path}: a dgnet checkpoint without {name!r} weights")
+        bad = nonfinite_names(state["models"][name])
+        if bad:
+            raise UserError(f"{path}: the {name!r} weights hold {len(bad)} non-finite tensors (e.g. {bad[0]}); "
+                            f"the training diverged, use an earlier checkpoint")
         try:
             nets[name].load_state_dict(state["models"][name])
         except RuntimeError as err:
@@ -218,6 +223,7 @@ def write_generated_set(
         bar.close()
         table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
         table.to_csv(tmp / CSV_NAME, index=False)
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes 0700; the set is an ordinary folder
         _place(tmp, out)
     finally:
         if tmp.exists():

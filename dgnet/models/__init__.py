@@ -100,6 +100,12 @@ def model_summary(cfg: ModelConfig, height: int, width: int, num_classes: int) -
 
 
 def _load_state(net: nn.Module, state: Any, path: Path, name: str) -> None:
+    from dgnet.io import nonfinite_names
+
+    bad = nonfinite_names(state)
+    if bad:
+        raise UserError(f"{path}: the {name!r} weights hold {len(bad)} non-finite tensors (e.g. {bad[0]}); "
+                        f"the training diverged, use an earlier checkpoint")
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:

@@ -5,6 +5,9 @@ config it ran with, the number of classes, the iteration, every network's and
 optimizer's state and the RNG state. It is written through a temporary file
 and an atomic rename (a SIGKILL leaves the previous checkpoint intact) and read
 with ``torch.load(..., weights_only=True)``.
+
+A save refuses a state with NaN or inf anywhere (networks and optimizers):
+a checkpoint on disk is always one that training may continue from.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def make_state(
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically; a non-finite tensor raises DivergenceError and writes nothing."""
+    from dgnet.train.dgnet_step import DivergenceError
+    from dgnet.train.guards import describe
+
+    bad = io.nonfinite_names({"models": state.get("models", {}), "optimizers": state.get("optimizers", {})})
+    if bad:
+        raise DivergenceError(f"refusing to save {path}: the state holds {describe(bad)}")
     io.save_checkpoint(path, state)
 
 
@@ -62,11 +72,32 @@ def restore(
     state: dict[str, Any],
     models: dict[str, nn.Module],
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    source: str | Path = "checkpoint",
 ) -> int:
-    """Load networks and optimizers from ``state``; return the iteration to continue from."""
-    for name, module in models.items():
-        module.load_state_dict(state["models"][name])
-    for name, opt in (optimizers or {}).items():
-        opt.load_state_dict(state["optimizers"][name])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["iteration"])
+    """Load networks and optimizers from ``state``; return the iteration to continue from.
+
+    A missing entry, a shape that does not fit or a non-finite tensor is a
+    UserError naming ``source`` (the file).
+    """
+    from dgnet.train.guards import describe
+
+    try:
+        bad = io.nonfinite_names(state["models"])
+        if bad:
+            raise UserError(f"{source}: holds {describe(bad)} (a diverged run); "
+                            f"train from scratch or from an earlier checkpoint")
+        for name, module in models.items():
+            module.load_state_dict(state["models"][name])
+        for name, opt in (optimizers or {}).items():
+            opt.load_state_dict(state["optimizers"][name])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["iteration"])
+    except KeyError as err:
+        raise UserError(f"{source}: the checkpoint has no {err.args[0]!r} entry; "
+                        f"it was not written by this version of dgnet train") from None
+    except (RuntimeError, ValueError, TypeError) as err:
+        if isinstance(err, UserError):
+            raise
+        reason = " ".join(str(err).split())[:300]
+        raise UserError(f"{source}: the checkpoint does not fit the networks of the current params "
+                        f"({reason})") from None

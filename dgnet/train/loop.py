@@ -7,6 +7,13 @@
 Every ``checkpoint_every`` iterations (and at the end) the whole state is
 written atomically to ``last.pt``; batches and dropout are seeded by the
 iteration, so a resumed run continues exactly where the killed one stood.
+
+Guards (DESIGN: never keep a broken model): the losses are checked before
+each update and every parameter and buffer after it (:mod:`dgnet.train.guards`);
+a divergence stops the run naming the iteration and the checkpoint that really
+is good (one this run wrote or resumed from), and a save refuses non-finite
+state. ``--resume`` refuses a checkpoint whose config differs in keys that
+change the run. Ctrl-C stops with one line saying which checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from dgnet import io
 from dgnet.config import Config
+from dgnet.errors import Interrupted, UserError
 from dgnet.data.dataset import scaled_pad
 from dgnet.models import build_dgnet
 from dgnet.tracking import Run
-from dgnet.train import checkpoint, distributed
+from dgnet.train import checkpoint, distributed, fidelity, guards
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
 from dgnet.train.dgnet_step import DivergenceError, dis_step, gen_step, generate
 from dgnet.train.schedules import loss_weights, lr_factor
@@ -64,12 +73,16 @@ def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch
 POST_WARM_KEYS = ("alpha", "lambda_prim_max", "feed_generated", "iterations")
 
 
+class WarmStartError(UserError, ValueError):
+    """A warm-up checkpoint that this run cannot start from."""
+
+
 def check_warm_start(cfg: Config, state: dict, path: str | Path) -> None:
     """Refuse a warm-up checkpoint that a from-scratch run of ``cfg`` would not have produced."""
     from dgnet.config import config_to_dict
 
     if state["iteration"] > cfg.train.warm_iter:
-        raise ValueError(f"{path}: iteration {state['iteration']} is past train.warm_iter "
+        raise WarmStartError(f"{path}: iteration {state['iteration']} is past train.warm_iter "
                          f"({cfg.train.warm_iter}); it cannot be shared")
     ours, theirs = config_to_dict(cfg), dict(state["config"])
     for conf in (ours, theirs):
@@ -80,7 +93,28 @@ def check_warm_start(cfg: Config, state: dict, path: str | Path) -> None:
         conf.pop("tracking", None)
     if ours != theirs:
         diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
-        raise ValueError(f"{path}: the warm-up run's config differs in {diff}; it cannot be shared")
+        raise WarmStartError(f"{path}: the warm-up run's config differs in {diff}; it cannot be shared")
+
+
+def kept_checkpoint(last_path: Path, good_at: int | None) -> str:
+    """Which checkpoint the user can trust after a stop (``good_at``: its iteration, None if none)."""
+    if good_at is not None:
+        return f"the last good checkpoint is {last_path} (iteration {good_at}; --resume continues from it)"
+    if last_path.exists():
+        return f"this run wrote no checkpoint ({last_path} is from an earlier run)"
+    return "no checkpoint was written"
+
+
+def set_dropout(module: nn.Module, on: bool) -> None:
+    """Switch the dropout layers of ``module`` on or off, leaving BatchNorm as it is.
+
+    The official code's teacher runs in eval mode (BN in train mode, ``train_bn``) until its
+    first ``sample()`` call (iteration ``image_save_iter``), which leaves the whole trainer, teacher
+    included, in train mode: from then on the teacher's dropout is on (``teacher_dropout``).
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.train(on)
 
 
 def train_dgnet(
@@ -120,62 +154,79 @@ def train_dgnet(
     for p in teacher.parameters():
         p.requires_grad_(False)
 
-    start = 0
+    io.require_writable(last_path)
+    if distributed.is_main():
+        io.remove_stale_tmp(last_path)
+    start, good_at = 0, None
     if resume and last_path.exists():
-        start = checkpoint.restore(checkpoint.load(last_path, "dgnet", device), nets, opts)
+        state = checkpoint.load(last_path, "dgnet", device)
+        for note in guards.check_resume_config(state.get("config"), cfg, last_path):
+            log.warning("resuming %s with a changed setting: %s", last_path, note)
+        start = good_at = checkpoint.restore(state, nets, opts, source=last_path)
         log.info("resumed from %s at iteration %d", last_path, start)
     elif init_from is not None:
         state = checkpoint.load(init_from, "dgnet", device)
         check_warm_start(cfg, state, init_from)
-        start = checkpoint.restore(state, nets, opts)
+        start = checkpoint.restore(state, nets, opts, source=init_from)
     for net in nets.values():
         distributed.broadcast_module(net)
         net.train()
 
     sampler = BatchSampler(labels, t.batch_size, t.seed, rank, world)
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
+    sw = fidelity.resolve(cfg)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     main = distributed.is_main()
     bar = tqdm(range(start, t.iterations), desc="dgnet", initial=start, total=t.iterations,
                disable=not (progress and main), dynamic_ncols=True)
     began = time.perf_counter()
     last_losses: dict[str, float] = {}
-    for it in bar:
-        factor = lr_factor(it, t.lr_steps, t.lr_gamma)
-        for opt in opts.values():
-            set_lr(opt, factor)
-        weights = loss_weights(it, t)
-        torch.manual_seed(t.seed * 7919 + it * 64 + rank)  # dropout, deterministic per iteration
-        batch = dgnet_batch(images, sampler, it, pad, device)
-        g = iteration_generator(t.seed, it, rank, stream=2)
-        try:
+    it = start
+    try:
+        for it in bar:
+            factor = lr_factor(it, t.lr_steps, t.lr_gamma)
+            for opt in opts.values():
+                set_lr(opt, factor)
+            weights = loss_weights(it, t, sw)
+            set_dropout(teacher, sw.teacher_dropout == "after_first_sample" and it >= t.sample_every)
+            torch.manual_seed(t.seed * 7919 + it * 64 + rank)  # dropout, deterministic per iteration
+            batch = dgnet_batch(images, sampler, it, pad, device, sw.pad_mode)
+            g = iteration_generator(t.seed, it, rank, stream=2)
             with autocast:
-                gen = generate(nets, batch, cfg.data.random_erasing, g)
-                d_losses = dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, t.gp_weight)
-                g_losses = gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g)
-        except DivergenceError as err:
-            kept = f"the last good checkpoint is {last_path}" if last_path.exists() else "no checkpoint was written yet"
-            raise DivergenceError(f"iteration {it}: {err}; training stopped, {kept}") from None
-        for net in nets.values():
-            distributed.broadcast_buffers(net)
+                gen = generate(nets, batch, cfg.data.random_erasing, g, sw)
+                d_losses = dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross,
+                                    t.gp_weight, sw.groups)
+                g_losses = gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g,
+                                    sw)
+            for net in nets.values():
+                distributed.broadcast_buffers(net)
+            bad = guards.nonfinite_tensors(nets)
+            if bad:
+                raise DivergenceError(f"the update made {guards.describe(bad)}")
 
-        done = it + 1
-        if done % t.log_every == 0 or done == t.iterations:
-            last_losses = {f"loss/{k}": float(v) for k, v in {**d_losses, **g_losses}.items()}
-            metrics = {**last_losses, **{f"weight/{k}": v for k, v in weights.items()},
-                       "lr/appearance": opts["appearance"].param_groups[0]["lr"],
-                       "lr/generator": opts["generator"].param_groups[0]["lr"],
-                       "lr/discriminator": opts["discriminator"].param_groups[0]["lr"]}
-            if main:
-                run.log_metrics(metrics, step=done)
-            bar.set_postfix(total=f"{float(g_losses['total']):.3f}", img=f"{float(g_losses['img1']):.3f}",
-                            id=f"{float(g_losses['id_real']):.3f}", d=f"{float(d_losses['d_adv']):.3f}")
-        if main and sample_hook is not None and (done % t.sample_every == 0 or done == t.iterations):
-            sample_hook(nets, done)
-        if main and (done % t.checkpoint_every == 0 or done == t.iterations):
-            state = checkpoint.make_state("dgnet", cfg, num_classes, done, nets, opts)
-            checkpoint.save(last_path, state)
-        if iteration_hook is not None:
-            iteration_hook(nets, done)
-        distributed.barrier()
+            done = it + 1
+            if done % t.log_every == 0 or done == t.iterations:
+                last_losses = {f"loss/{k}": float(v) for k, v in {**d_losses, **g_losses}.items()}
+                metrics = {**last_losses, **{f"weight/{k}": v for k, v in weights.items()},
+                           "lr/appearance": opts["appearance"].param_groups[0]["lr"],
+                           "lr/generator": opts["generator"].param_groups[0]["lr"],
+                           "lr/discriminator": opts["discriminator"].param_groups[0]["lr"]}
+                if main:
+                    run.log_metrics(metrics, step=done)
+                bar.set_postfix(total=f"{float(g_losses['total']):.3f}", img=f"{float(g_losses['img1']):.3f}",
+                                id=f"{float(g_losses['id_real']):.3f}", d=f"{float(d_losses['d_adv']):.3f}")
+            if main and sample_hook is not None and (done % t.sample_every == 0 or done == t.iterations):
+                sample_hook(nets, done)
+            if main and (done % t.checkpoint_every == 0 or done == t.iterations):
+                state = checkpoint.make_state("dgnet", cfg, num_classes, done, nets, opts)
+                checkpoint.save(last_path, state)
+                good_at = done
+            if iteration_hook is not None:
+                iteration_hook(nets, done)
+            distributed.barrier()
+    except DivergenceError as err:
+        raise DivergenceError(f"iteration {it}: {err}; training stopped, "
+                              f"{kept_checkpoint(last_path, good_at)}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"training stopped at iteration {it}; {kept_checkpoint(last_path, good_at)}") from None
     return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses)

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from dgnet import io, tracking
-from dgnet.config import Config, config_to_dict
+from dgnet.config import Config, ConfigError, config_to_dict
+from dgnet.errors import UserError
 from dgnet.models import build_teacher
 from dgnet.train import checkpoint
 from dgnet.train.data import load_training_set, test_sets
@@ -39,6 +40,7 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
 def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
                 run_name: str = "teacher") -> dict:
     """Train the teacher, save it, evaluate it (the Baseline row) and write the metrics JSON."""
+    io.require_writable(ckpt_path, metrics_path)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_training_set(cfg.data, progress=progress)
@@ -54,11 +56,23 @@ def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, pr
 
 
 def load_teacher(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, int]:
-    state = checkpoint.load(path, "teacher", device)
+    """The teacher of a checkpoint and its number of classes; a bad file is a UserError naming it."""
     from dgnet.config import config_from_dict
 
-    model = build_teacher(config_from_dict(state["config"]).model, state["num_classes"])
-    model.load_state_dict(state["models"]["teacher"])
+    state = checkpoint.load(path, "teacher", device)
+    weights = state.get("models", {}).get("teacher") if isinstance(state.get("models"), dict) else None
+    if weights is None:
+        raise UserError(f"{path}: a teacher checkpoint without 'teacher' weights; train it again (dgnet train-teacher)")
+    bad = io.nonfinite_names(weights)
+    if bad:
+        raise UserError(f"{path}: the teacher holds {len(bad)} non-finite tensors (e.g. {bad[0]}); "
+                        f"train it again (dgnet train-teacher)")
+    try:
+        model = build_teacher(config_from_dict(state["config"]).model, int(state["num_classes"]))
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise UserError(f"{path}: not a usable teacher checkpoint ({reason})") from None
     return model.to(device).eval(), int(state["num_classes"])
 
 
@@ -74,13 +88,14 @@ def run_dgnet(
     init_from: str | Path | None = None,
 ) -> dict:
     """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses)."""
+    io.require_writable(Path(out_dir) / "last.pt", figure_path, metrics_path)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
     data = load_training_set(cfg.data, progress=progress)
     teacher, teacher_classes = load_teacher(teacher_path, device)
     if teacher_classes != data.num_classes:
-        raise ValueError(
+        raise UserError(
             f"{teacher_path}: the teacher has {teacher_classes} classes but the training set has "
             f"{data.num_classes}; retrain the teacher on this data set"
         )
@@ -118,6 +133,7 @@ def run_offline(cfg: Config, generator_path: str | Path, teacher_path: str | Pat
     from dgnet.eval.table3 import evaluate_checkpoint
     from dgnet.train.offline import train_offline_reid
 
+    io.require_writable(ckpt_path, metrics_path, Path(generated_dir) / "x")
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)

@@ -17,16 +17,18 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from dgnet import io
 from dgnet import losses as L
 from dgnet.config import Config
 from dgnet.data.dataset import scaled_pad
 from dgnet.data.transforms import random_erasing
+from dgnet.errors import Interrupted
 from dgnet.models import build_teacher
 from dgnet.models.teacher import Teacher
 from dgnet.tracking import Run
-from dgnet.train import checkpoint
+from dgnet.train import checkpoint, fidelity, guards
 from dgnet.train.batches import BatchSampler, augment, iteration_generator
-from dgnet.train.dgnet_step import check_finite
+from dgnet.train.dgnet_step import DivergenceError, check_finite
 from dgnet.train.schedules import lr_factor
 
 
@@ -55,7 +57,28 @@ def train_teacher(
     run: Run,
     progress: bool = True,
 ) -> Teacher:
-    """Train the teacher on uint8 ``images`` (N, 3, H, W) with ``labels`` in [0, K); save a checkpoint."""
+    """Train the teacher on uint8 ``images`` (N, 3, H, W) with ``labels`` in [0, K); save a checkpoint.
+
+    A NaN/inf loss or weight stops with DivergenceError and Ctrl-C with
+    :class:`Interrupted`; either way nothing is written (the teacher is saved
+    only at the end).
+    """
+    io.require_writable(out_path)
+    io.remove_stale_tmp(out_path)
+    try:
+        model, optimizer, iterations = _train(cfg, images, labels, num_classes, run, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"teacher training stopped; this run wrote nothing to {out_path} "
+                          f"(the teacher is saved at the end of its training)") from None
+    model.eval()
+    state = checkpoint.make_state("teacher", cfg, num_classes, iterations, {"teacher": model}, {"sgd": optimizer})
+    checkpoint.save(out_path, state)
+    return model
+
+
+def _train(cfg: Config, images: Tensor, labels: Tensor, num_classes: int, run: Run,
+           progress: bool) -> tuple[Teacher, torch.optim.Optimizer, int]:
+    """The training iterations; returns the model, its optimizer and the number of iterations."""
     tcfg = cfg.teacher
     device = torch.device(cfg.runtime.device)
     torch.manual_seed(tcfg.seed)
@@ -64,6 +87,7 @@ def train_teacher(
     sampler = BatchSampler(labels, tcfg.batch_size, tcfg.seed)
     per_epoch = sampler.iterations_per_epoch()
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
+    sw = fidelity.resolve(cfg)
     total = per_epoch * tcfg.epochs
 
     model.train()
@@ -75,15 +99,23 @@ def train_teacher(
         g = iteration_generator(tcfg.seed, it)
         torch.manual_seed(tcfg.seed * 7919 + it)  # dropout, deterministic per iteration
         idx = sampler.indices(it)
-        x = random_erasing(augment(images[idx], pad, g), cfg.data.random_erasing, g).to(device)
+        x = random_erasing(augment(images[idx], pad, g, sw.pad_mode), cfg.data.random_erasing, g,
+                           aspect_sampling=sw.erasing_aspect).to(device)
         y = labels[idx].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16):
             logits = model(x).logits
         loss = L.id_loss(logits.float(), y)
-        check_finite({"teacher_ce": loss})
+        try:
+            check_finite({"teacher_ce": loss})
+        except DivergenceError as err:
+            raise DivergenceError(f"teacher iteration {it}: {err}; training stopped, no checkpoint was written") from None
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        bad = guards.nonfinite_tensors({"teacher": model})
+        if bad:
+            raise DivergenceError(f"teacher iteration {it}: the update made {guards.describe(bad)}; "
+                                  f"training stopped, no checkpoint was written")
 
         epoch_loss += loss.item() * len(y)
         epoch_correct += int((logits.argmax(1) == y).sum())
@@ -99,7 +131,4 @@ def train_teacher(
                             acc=f"{metrics['teacher/train_acc']:.2f}")
             epoch_loss, epoch_correct, epoch_seen = 0.0, 0, 0
 
-    model.eval()
-    state = checkpoint.make_state("teacher", cfg, num_classes, total, {"teacher": model}, {"sgd": optimizer})
-    checkpoint.save(out_path, state)
-    return model
+    return model, optimizer, total
