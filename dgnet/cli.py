@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dgnet.eval import commands as eval_commands
     from dgnet.models import commands as model_commands
     from dgnet.train import commands as train_commands
+    from dgnet.toolkit import commands as toolkit_commands
 
     parser = argparse.ArgumentParser(
         prog="dgnet", description="DG-Net reproducibility suite (CVPR 2019)."
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dgnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (config_commands, data_commands, model_commands, train_commands, eval_commands,
-                   tune_commands):
+                   toolkit_commands, tune_commands):
         module.add_commands(sub)
     return parser
 

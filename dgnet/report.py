@@ -43,6 +43,11 @@ def percent(x: float) -> float:
     return round(100.0 * float(x), 2)
 
 
+def percent_of(metrics: dict, key: str) -> float | str:
+    """``percent(metrics[key])``, or ``"-"`` where a metrics file predates the key (e.g. mINP)."""
+    return percent(metrics[key]) if metrics.get(key) is not None else "-"
+
+
 def write_table(md_path: str | Path, csv_path: str | Path, title: str, cfg: Config,
                 measured: pd.DataFrame, quoted: pd.DataFrame | None = None,
                 quoted_title: str = "Quoted from the paper (not measured here)", note: str = "") -> None:

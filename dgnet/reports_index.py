@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from dgnet import io, paper  # noqa: E402
 from dgnet.config import Config  # noqa: E402
-from dgnet.report import data_description, header, percent, write_table  # noqa: E402
+from dgnet.report import data_description, header, percent, percent_of, write_table  # noqa: E402
 
 REPORTS = Path("reports")
 METRICS = REPORTS / "metrics"
@@ -29,10 +29,11 @@ def _load(name: str) -> dict | None:
 
 
 def _row(label: str, m: dict) -> tuple:
-    return (label, percent(m["rank1"]), percent(m["rank5"]), percent(m["rank10"]), percent(m["mAP"]))
+    return (label, percent(m["rank1"]), percent(m["rank5"]), percent(m["rank10"]), percent(m["mAP"]),
+            percent_of(m, "mINP"))
 
 
-COLUMNS = ["Method", "Rank@1", "Rank@5", "Rank@10", "mAP"]
+COLUMNS = ["Method", "Rank@1", "Rank@5", "Rank@10", "mAP", "mINP"]
 
 
 def tables_4_5(cfg: Config, table3: dict) -> None:
@@ -73,12 +74,14 @@ def ablation_table(cfg: Config, table3: dict, ablations: dict | None) -> None:
 
 def table9(cfg: Config, transfer: dict | None) -> None:
     if transfer is None:
-        frame = pd.DataFrame([("not run", "", "", "", "")], columns=["Transfer", "Method", "Rank@1", "mAP", "note"])
+        frame = pd.DataFrame([("not run", "", "", "", "", "")],
+                             columns=["Transfer", "Method", "Rank@1", "mAP", "mINP", "note"])
     else:
         frame = pd.DataFrame(
             [(f"{r['train']} -> {r['test']}", r["method"], percent(r["rank1"]), percent(r["mAP"]),
-              "in domain" if r["train"] == r["test"] else "direct transfer") for r in transfer["rows"]],
-            columns=["Transfer", "Method", "Rank@1", "mAP", "note"])
+              percent_of(r, "mINP"), "in domain" if r["train"] == r["test"] else "direct transfer")
+             for r in transfer["rows"]],
+            columns=["Transfer", "Method", "Rank@1", "mAP", "mINP", "note"])
     domains = ", ".join(f"{k} = {v[0]} at `{v[1]}`" for k, v in (transfer or {}).get("domains", {}).items())
     write_table(REPORTS / "table9.md", REPORTS / "table9.csv", "Table 9: direct transfer", cfg, frame,
                 quoted=paper.TABLE9, note=f"Domains: {domains}. Trained on one, tested on the other, no adaptation.")

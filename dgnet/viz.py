@@ -45,15 +45,19 @@ def rank_list_figure(
     matches,
     out_png: str | Path,
     k: int = 10,
+    scores=None,
 ) -> Path:
     """One row per query: the query image, then its first ``k`` gallery images.
 
     ``ranked_indices`` (n, >= k): gallery indices in rank order (``-1``: none);
     ``matches`` (n, >= k): whether each is the query's identity (green border)
-    or not (red). Returns ``out_png``, written atomically (PNG).
+    or not (red), or None where identities are unknown (no border).
+    ``scores`` (n, >= k), optional: printed beside each rank. Returns
+    ``out_png``, written atomically (PNG).
     """
     ranked = np.asarray(ranked_indices)
-    correct = np.asarray(matches, dtype=bool)
+    known = matches is not None
+    correct = np.asarray(matches if known else np.zeros(ranked.shape), dtype=bool)
     n = len(query_paths)
     if ranked.shape[0] != n or correct.shape[0] != n:
         raise ValueError(f"{n} queries but {ranked.shape[0]} ranked rows and {correct.shape[0]} match rows")
@@ -69,7 +73,9 @@ def rank_list_figure(
             if g < 0:
                 ax.axis("off")
                 continue
-            _show(ax, gallery_paths[g], str(col + 1), CORRECT if correct[row, col] else WRONG)
+            title = str(col + 1) if scores is None else f"{col + 1}: {float(scores[row][col]):.3f}"
+            edge = (CORRECT if correct[row, col] else WRONG) if known else None
+            _show(ax, gallery_paths[g], title, edge)
     fig.tight_layout()
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:

@@ -1,8 +1,8 @@
-"""Re-id evaluation (DESIGN.md section 6): features, CMC / mAP, re-ranking.
+"""Re-id evaluation (DESIGN.md section 6): features, CMC / mAP / mINP, re-ranking.
 
     from dgnet.eval import evaluate_model
     out = evaluate_model(embed, query_set, gallery_set, cfg.eval, "cuda")
-    out["metrics"]["f_prim+f_fine"]   # rank1, rank5, rank10, mAP, counts, beta, ap, ...
+    out["metrics"]["f_prim+f_fine"]   # rank1, rank5, rank10, mAP, mINP, counts, beta, ap, ...
 
 ``dgnet evaluate --checkpoint models/dgnet/last.pt --data-root DATA`` runs it
 on a checkpoint and writes the metrics JSON and a rank-list figure.
@@ -52,6 +52,7 @@ def metrics_entry(result: RankingResult, cfg: EvalConfig, beta: float | None) ->
         "rank5": result.rank(5),
         "rank10": result.rank(10),
         "mAP": result.mAP,
+        "mINP": result.mINP,
         "num_queries": result.num_valid_queries + result.num_skipped_queries,
         "num_evaluated": result.num_valid_queries,
         "num_skipped": result.num_skipped_queries,

@@ -1,7 +1,9 @@
-"""``dgnet evaluate``: CMC / mAP of a checkpoint on a data set's query and gallery.
+"""``dgnet evaluate``: CMC / mAP / mINP of a checkpoint on a data set's query and gallery,
+and on any number of other data sets (direct transfer) in the same call.
 
     dgnet evaluate --checkpoint models/dgnet/last.pt --data-root data/synth_a
     dgnet evaluate --checkpoint CKPT --data-root /data/Market-1501-v15.09.15 --layout market1501 \\
+        [--target duke=/data/DukeMTMC-reID --target msmt17=/data/MSMT17_V1] \\
         [--params params.yaml] [--beta 0.5] [--ap trapezoid|standard] [--rerank] [--multi-query] \\
         [--out reports/metrics/evaluate.json] [--figure reports/figures/rank_list.png] [--device cuda]
 
@@ -9,13 +11,16 @@ A teacher checkpoint is scored on its ``baseline`` feature, a DG-Net one on
 ``f_prim``, ``f_fine`` and ``f_prim+f_fine``. Settings: the flags, else
 ``--params`` (its ``eval`` and ``data`` sections), else the checkpoint's own
 config; the image size is always the checkpoint's (what the network was
-trained at). The JSON (written atomically) holds Rank@1/5/10 and mAP as
+trained at). The JSON (written atomically) holds Rank@1/5/10, mAP and mINP as
 fractions rounded to 4 decimals, the query counts, beta, the AP definition and
-the re-ranking / multi-query flags.
+the re-ranking / multi-query flags; the in-domain result at the top level and
+one entry per ``--target`` under ``targets``. The same settings apply to every
+data set (``--multi-query`` needs gt_bbox/ in each).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -51,13 +56,84 @@ def rounded(metrics: dict, digits: int = 4) -> dict:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
-def evaluate_checkpoint(args) -> dict:
-    """Everything ``dgnet evaluate`` does except printing; returns the JSON document."""
+LAYOUTS = ["synthetic", "market1501", "duke", "msmt17", "cuhk03np"]
+
+
+def target_spec(text: str) -> tuple[str, Path]:
+    """``--target LAYOUT=ROOT`` -> ``(layout, root)``."""
+    layout, sep, root = text.partition("=")
+    if not sep or not root:
+        raise argparse.ArgumentTypeError(f"expected LAYOUT=ROOT, e.g. duke=/data/DukeMTMC-reID; got {text!r}")
+    if layout not in LAYOUTS:
+        raise argparse.ArgumentTypeError(f"unknown layout {layout!r} in {text!r} (one of {', '.join(LAYOUTS)})")
+    return layout, Path(root)
+
+
+def _evaluate_domain(embed, cfg: Config, layout: str, root: Path, size: tuple[int, int], device: str,
+                     progress: bool):
+    """Features and metrics of one data set's query / gallery: ``(evaluate_model output, splits)``."""
     from dgnet.data.dataset import ReidTestDataset
     from dgnet.data.layouts import load_layout
-    from dgnet.eval import evaluate_model, top_k_matches
-    from dgnet.models import load_embedder
+    from dgnet.eval import evaluate_model
+
+    splits = load_layout(layout, root, cfg.data.cuhk03_subset)
+
+    def dataset(samples):
+        return ReidTestDataset(samples, *size, cache=False, progress=progress)
+
+    multi = None
+    if cfg.eval.multi_query:
+        if not splits.multi_query:
+            raise UserError(f"{root}: --multi-query needs gt_bbox/ (Market-1501 layout)")
+        multi = dataset(splits.multi_query)
+    try:
+        out = evaluate_model(embed, dataset(splits.query), dataset(splits.gallery), cfg.eval,
+                             torch.device(device), multi_query_dataset=multi, progress=progress)
+    except ValueError as err:
+        raise UserError(f"{root}: {err}") from None
+    return out, splits
+
+
+def _domain_doc(layout: str, root: Path, splits, out: dict) -> dict:
+    return {
+        "data_root": str(root),
+        "layout": layout,
+        "num_query_images": len(splits.query),
+        "num_gallery_images": len(splits.gallery),
+        "features": {name: rounded(m) for name, m in out["metrics"].items()},
+    }
+
+
+def _rank_list(out: dict, splits, path: Path) -> dict:
+    """Rank-list figure of a few evenly spaced queries; returns its JSON entry."""
+    from dgnet.eval import top_k_matches
     from dgnet.viz import rank_list_figure
+
+    name = "f_prim+f_fine" if "f_prim+f_fine" in out["features"] else next(iter(out["features"]))
+    feats = out["features"][name]
+    n_q = len(splits.query)
+    picks = np.unique(np.linspace(0, n_q - 1, min(FIGURE_QUERIES, n_q)).round().astype(int))
+    if "distmat" in feats:
+        rows = feats["distmat"][picks]
+    else:
+        rows = -(feats["query"][torch.as_tensor(picks)] @ feats["gallery"].T)
+    q, g = out["query"], out["gallery"]
+    ranked, matches = top_k_matches(rows, q["pids"][picks], g["pids"], q["camids"][picks],
+                                    g["camids"], k=10)
+    rank_list_figure([splits.query[i].path for i in picks], [s.path for s in splits.gallery],
+                     ranked, matches, path, k=10)
+    return {"path": str(path), "feature": name, "queries": picks.tolist()}
+
+
+def evaluate_checkpoint(args) -> dict:
+    """Everything ``dgnet evaluate`` does except printing; returns the JSON document.
+
+    The in-domain result (``--data-root``) stays at the top level of the
+    document; each ``--target`` adds an entry to ``targets`` with the same
+    fields (``data_root``, ``layout``, image counts, ``features``), all from
+    one load of the checkpoint.
+    """
+    from dgnet.models import load_embedder
 
     io.require_writable(*[p for p in (args.out, args.figure) if p])  # before any work
     probe_device = args.device or "cpu"
@@ -67,64 +143,47 @@ def evaluate_checkpoint(args) -> dict:
     if device != probe_device:
         embed, _ = load_embedder(args.checkpoint, device)
     layout = args.layout or cfg.data.layout
-    splits = load_layout(layout, args.data_root, cfg.data.cuhk03_subset)
-    height, width = trained.data.height, trained.data.width
+    size = (trained.data.height, trained.data.width)
     progress = not args.quiet
-
-    def dataset(samples):
-        return ReidTestDataset(samples, height, width, cache=False, progress=progress)
-
-    multi = None
-    if cfg.eval.multi_query:
-        if not splits.multi_query:
-            raise UserError(f"{args.data_root}: --multi-query needs gt_bbox/ (Market-1501 layout)")
-        multi = dataset(splits.multi_query)
-    try:
-        out = evaluate_model(embed, dataset(splits.query), dataset(splits.gallery), cfg.eval,
-                             torch.device(device), multi_query_dataset=multi, progress=progress)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    out, splits = _evaluate_domain(embed, cfg, layout, args.data_root, size, device, progress)
     doc = {
         "checkpoint": str(args.checkpoint),
-        "data_root": str(args.data_root),
-        "layout": layout,
-        "image_size": [height, width],
+        "image_size": list(size),
         "ap": cfg.eval.ap,
         "beta": cfg.eval.beta,
         "rerank": cfg.eval.rerank,
         "multi_query": cfg.eval.multi_query,
-        "num_query_images": len(splits.query),
-        "num_gallery_images": len(splits.gallery),
-        "features": {name: rounded(m) for name, m in out["metrics"].items()},
+        **_domain_doc(layout, args.data_root, splits, out),
     }
     if args.figure:
-        name = "f_prim+f_fine" if "f_prim+f_fine" in out["features"] else next(iter(out["features"]))
-        feats = out["features"][name]
-        n_q = len(splits.query)
-        picks = np.unique(np.linspace(0, n_q - 1, min(FIGURE_QUERIES, n_q)).round().astype(int))
-        if "distmat" in feats:
-            rows = feats["distmat"][picks]
-        else:
-            rows = -(feats["query"][torch.as_tensor(picks)] @ feats["gallery"].T)
-        q, g = out["query"], out["gallery"]
-        ranked, matches = top_k_matches(rows, q["pids"][picks], g["pids"], q["camids"][picks],
-                                        g["camids"], k=10)
-        rank_list_figure([splits.query[i].path for i in picks], [s.path for s in splits.gallery],
-                         ranked, matches, args.figure, k=10)
-        doc["figure"] = {"path": str(args.figure), "feature": name, "queries": picks.tolist()}
+        doc["figure"] = _rank_list(out, splits, args.figure)
+    targets = []
+    for target_layout, target_root in args.target or []:
+        target_out, target_splits = _evaluate_domain(
+            embed, cfg, target_layout, target_root, size, device, progress)
+        targets.append(_domain_doc(target_layout, target_root, target_splits, target_out))
+    if targets:
+        doc["targets"] = targets
     if args.out:
         io.write_json(args.out, doc)
     return doc
 
 
+def _print_domain(domain: dict, title: str) -> None:
+    print(f"{title}: {domain['data_root']} ({domain['layout']})")
+    print(f"{'feature':<16}{'Rank@1':>8}{'Rank@5':>8}{'Rank@10':>8}{'mAP':>8}{'mINP':>8}  queries")
+    for name, m in domain["features"].items():
+        print(f"{name:<16}{100 * m['rank1']:8.2f}{100 * m['rank5']:8.2f}{100 * m['rank10']:8.2f}"
+              f"{100 * m['mAP']:8.2f}{100 * m['mINP']:8.2f}  {m['num_evaluated']} ({m['num_skipped']} skipped)")
+
+
 def _evaluate(args) -> int:
     doc = evaluate_checkpoint(args)
-    print(f"{doc['checkpoint']} on {doc['data_root']} ({doc['layout']}), AP {doc['ap']}"
+    print(f"{doc['checkpoint']}, AP {doc['ap']}"
           f"{', re-ranked' if doc['rerank'] else ''}{', multi-query' if doc['multi_query'] else ''}")
-    print(f"{'feature':<16}{'Rank@1':>8}{'Rank@5':>8}{'Rank@10':>8}{'mAP':>8}  queries")
-    for name, m in doc["features"].items():
-        print(f"{name:<16}{100 * m['rank1']:8.2f}{100 * m['rank5']:8.2f}{100 * m['rank10']:8.2f}"
-              f"{100 * m['mAP']:8.2f}  {m['num_evaluated']} ({m['num_skipped']} skipped)")
+    _print_domain(doc, "in domain")
+    for target in doc.get("targets", []):
+        _print_domain(target, "cross domain")
     if args.out:
         print(f"wrote {args.out}")
     if args.figure:
@@ -133,11 +192,13 @@ def _evaluate(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("evaluate", help="Rank@k and mAP of a checkpoint (DESIGN.md section 6)")
+    p = sub.add_parser("evaluate", help="Rank@k, mAP and mINP of a checkpoint, in domain and cross domain")
     p.add_argument("--checkpoint", required=True, type=Path, help="teacher or DG-Net checkpoint")
     p.add_argument("--data-root", required=True, type=Path, help="data-set root folder")
-    p.add_argument("--layout", choices=["synthetic", "market1501", "duke", "msmt17", "cuhk03np"],
+    p.add_argument("--layout", choices=LAYOUTS,
                    help="data-set layout (default: from the params / checkpoint config)")
+    p.add_argument("--target", action="append", type=target_spec, metavar="LAYOUT=ROOT",
+                   help="also evaluate on this data set (direct transfer); repeat for several")
     p.add_argument("--params", help="params file for the eval and data settings "
                                     "(default: the checkpoint's config)")
     p.add_argument("--beta", type=float, help="weight of f_fine in f_prim+f_fine (paper: 0.5)")

@@ -28,6 +28,12 @@ def _normalize(x: Tensor) -> Tensor:
     return F.normalize(x.float(), p=2, dim=1)
 
 
+def flip_average(plain: Tensor, flipped: Tensor) -> Tensor:
+    """``normalize(normalize(plain) + normalize(flipped))`` (B, D): one named test feature
+    from the features of images and of their horizontal flips (also what exported models compute)."""
+    return _normalize(_normalize(plain) + _normalize(flipped))
+
+
 def extract_features(
     embed: Embed,
     dataset: Dataset,
@@ -58,8 +64,7 @@ def extract_features(
             if set(plain) != set(flipped):
                 raise ValueError("embed returned different feature names for flipped images")
             for name, f in plain.items():
-                f = _normalize(_normalize(f) + _normalize(flipped[name]))  # (B, D)
-                parts.setdefault(name, []).append(f.cpu())
+                parts.setdefault(name, []).append(flip_average(f, flipped[name]).cpu())
             pids.append(torch.as_tensor(batch["pid"]))
             camids.append(torch.as_tensor(batch["camid"]))
     if not pids:
@@ -129,4 +134,4 @@ def multi_query_features(
     return out.to(q_feat.device)
 
 
-__all__ = ["combine_features", "dgnet_feature", "extract_features", "multi_query_features"]
+__all__ = ["combine_features", "dgnet_feature", "extract_features", "flip_average", "multi_query_features"]

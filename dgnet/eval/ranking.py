@@ -1,4 +1,4 @@
-"""CMC and mAP for person re-identification (DESIGN.md section 6).
+"""CMC, mAP and mINP for person re-identification (DESIGN.md section 6).
 
 Protocol (Market-1501's official evaluation): for every query, gallery images
 with the same pid *and* the same camera are removed, and so are gallery images
@@ -23,6 +23,11 @@ Average precision, with the hits of a query at 0-based positions
   ``old_precision = (i - 1) / r_i`` (``1.0`` when ``r_i = 0``);
 - ``ap="standard"``: the mean over hits of ``i / (r_i + 1)``.
 
+The inverse negative penalty of a query with ``n`` hits is ``n / (r_n + 1)``
+(its last hit, the hardest match; Ye et al., "Deep Learning for Person
+Re-identification: A Survey and Outlook", TPAMI 2021); mINP is its mean over
+the evaluated queries, as fast-reid computes it.
+
 How it is computed (no full sort and, for :func:`evaluate_features`, no full
 distance matrix): queries go in chunks. Per chunk one matrix product gives the
 similarities (``chunk x G``). Each query's positives are few: they are sorted
@@ -32,7 +37,8 @@ positive's score selects them; for each selected negative a binary search in
 the query's sorted positives (ties by gallery index) counts the positives
 ranked before it, and a histogram of those counts, summed cumulatively, is the
 number of negatives before each hit. Hit ``i`` sits at position
-``(i - 1) + #negatives before it``, which gives CMC (first hit) and AP. Cost: the
+``(i - 1) + #negatives before it``, which gives CMC (first hit), AP and INP
+(last hit: ``n / (r_n + 1)``, the mINP of Ye et al. 2021, at no extra cost). Cost: the
 matrix product plus work proportional to the entries that outrank a query's
 last positive. Memory: one ``chunk x G`` block of scores and its selection
 (:func:`auto_chunk`), never ``Q x G``.
@@ -71,6 +77,12 @@ class RankingResult:
     rank ``k + 1``; ``mAP`` the mean AP over evaluated queries. Per query:
     ``ap_per_query`` (NaN where skipped) and ``first_hit`` (0-based position of
     the first positive in the query's valid list, ``-1`` where skipped).
+
+    ``mINP`` is the mean inverse negative penalty (Ye et al., "Deep Learning
+    for Person Re-identification: A Survey and Outlook", TPAMI 2021): a
+    query's INP is ``num_positives / (position of its last positive + 1)``
+    (1-based position in its valid list), i.e. how much of the list one must
+    look at to find *every* match; ``inp_per_query`` holds it (NaN where skipped).
     """
 
     cmc: np.ndarray  # (max_rank,) float64
@@ -79,6 +91,8 @@ class RankingResult:
     num_skipped_queries: int
     ap_per_query: np.ndarray  # (Q,) float64
     first_hit: np.ndarray  # (Q,) int64
+    mINP: float = float("nan")
+    inp_per_query: np.ndarray | None = None  # (Q,) float64
 
     def rank(self, k: int) -> float:
         """Rank@k (fraction of evaluated queries with a hit in the top ``k``)."""
@@ -218,6 +232,7 @@ def _rank_core(
     g_junk = g_pids == -1
     num_pos_all = pairs.num_pos.to(device)
     ap_all = torch.full((num_q,), float("nan"), dtype=torch.float64)
+    inp_all = torch.full((num_q,), float("nan"), dtype=torch.float64)
     first_all = torch.full((num_q,), -1, dtype=torch.int64)
     piece = min(PIECE, max(1, DEFAULT_CHUNK_BYTES // 64))  # selected entries at a time
     for a in range(0, num_q, chunk):
@@ -283,6 +298,8 @@ def _rank_core(
         has = n_r > 0
         ap_chunk = (per_hit * valid).sum(1) / n_r.clamp(min=1)
         ap_all[a:b] = torch.where(has, ap_chunk, torch.nan).cpu()
+        last_pos = pos.gather(1, (n_r - 1).clamp(min=0)[:, None]).squeeze(1)  # hardest positive
+        inp_all[a:b] = torch.where(has, n_r / (last_pos + 1), torch.nan).cpu()
         first_all[a:b] = torch.where(has, neg_before[:, 0], -1).cpu()
     evaluated = first_all >= 0
     num_valid = int(evaluated.sum())
@@ -295,9 +312,11 @@ def _rank_core(
     cmc = torch.cumsum(torch.bincount(first, minlength=max_rank + 1)[:max_rank], 0)
     cmc = cmc.to(torch.float64) / num_valid
     mAP = float(ap_all[evaluated].mean())
+    mINP = float(inp_all[evaluated].mean())
     return RankingResult(
         cmc=cmc.numpy(), mAP=mAP, num_valid_queries=num_valid, num_skipped_queries=num_skipped,
-        ap_per_query=ap_all.numpy(), first_hit=first_all.numpy(),
+        ap_per_query=ap_all.numpy(), first_hit=first_all.numpy(), mINP=mINP,
+        inp_per_query=inp_all.numpy(),
     )
 
 

@@ -18,7 +18,7 @@ from dgnet.config import Config, config_to_dict
 from dgnet.eval import evaluate_model, top_k_matches
 from dgnet.models import load_embedder
 from dgnet.paper import TABLE3 as PAPER_TABLE3
-from dgnet.report import percent, write_table
+from dgnet.report import percent, percent_of, write_table
 from dgnet.train.data import test_sets
 from dgnet.viz import rank_list_figure
 
@@ -37,9 +37,9 @@ def evaluate_checkpoint(cfg: Config, checkpoint_path: str | Path, validation: bo
 def table3_frame(baseline: dict, metrics: dict[str, dict]) -> pd.DataFrame:
     rows = [("Baseline (teacher)", baseline)] + [(label, metrics[key]) for key, label in ROWS.items()]
     return pd.DataFrame(
-        [(label, percent(m["rank1"]), percent(m["rank5"]), percent(m["rank10"]), percent(m["mAP"]))
-         for label, m in rows],
-        columns=["Method", "Rank@1", "Rank@5", "Rank@10", "mAP"],
+        [(label, percent(m["rank1"]), percent(m["rank5"]), percent(m["rank10"]), percent(m["mAP"]),
+          percent_of(m, "mINP")) for label, m in rows],
+        columns=["Method", "Rank@1", "Rank@5", "Rank@10", "mAP", "mINP"],
     )
 
 
@@ -64,7 +64,7 @@ def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path,
         result = evaluate_checkpoint(cfg, checkpoint_path, progress=progress)
         metrics = {"baseline": baseline, **result["metrics"]}
         for name, m in metrics.items():
-            run.log_metrics({f"{name}/rank1": m["rank1"], f"{name}/mAP": m["mAP"]})
+            run.log_metrics({f"{name}/{key}": m[key] for key in ("rank1", "mAP", "mINP") if key in m})
         frame = table3_frame(baseline, result["metrics"])
         write_table(md_path, csv_path, "Table 3: the primary and fine-grained features", cfg, frame,
                     quoted=PAPER_TABLE3,

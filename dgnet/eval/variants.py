@@ -50,5 +50,6 @@ def direct_transfer(cfg: Config, domains: dict[str, tuple[str, str]], models: di
                 metrics = evaluate_on(target_cfg, path, progress)
                 key = "baseline" if "baseline" in metrics else MAIN_FEATURE
                 rows.append({"train": source, "test": target, "method": method,
-                             "rank1": metrics[key]["rank1"], "mAP": metrics[key]["mAP"]})
+                             "rank1": metrics[key]["rank1"], "mAP": metrics[key]["mAP"],
+                             "mINP": metrics[key]["mINP"]})
     return rows

@@ -112,18 +112,13 @@ def _load_state(net: nn.Module, state: Any, path: Path, name: str) -> None:
         raise UserError(f"{path}: the {name!r} weights do not fit the model its config describes ({err})") from None
 
 
-def load_embedder(
-    checkpoint_path: str | Path, device: str | torch.device
-) -> tuple[Callable[[Tensor], dict[str, Tensor]], dict]:
-    """Rebuild the re-id network of a checkpoint; return ``(embed, config_dict)``.
+def load_reid_network(checkpoint_path: str | Path, device: str | torch.device) -> tuple[nn.Module, str, dict]:
+    """The re-id network of a checkpoint, in eval mode on ``device``: ``(net, kind, config_dict)``.
 
-    ``embed(images)`` takes normalised images (B, 3, H, W) (moved to ``device``)
-    and returns, in eval mode and without gradients, ``{"baseline": feature}``
-    for a teacher checkpoint and ``{"f_prim": ..., "f_fine": ...}`` for a
-    DG-Net one: raw bottleneck features, (B, bottleneck), neither normalised
-    nor flip-averaged (the evaluation does both). ``config_dict`` is the
-    checkpoint's full config mapping. The backbone is rebuilt without
-    pretrained weights (the checkpoint holds them all).
+    ``net`` is a :class:`Teacher` for a ``teacher`` checkpoint and an
+    :class:`AppearanceEncoder` (E_a) for a ``dgnet`` or ``reid`` one; ``kind``
+    is the checkpoint's kind. Any unusable checkpoint raises ``UserError``
+    naming the file.
     """
     from dgnet.io import CheckpointError, load_checkpoint
 
@@ -153,7 +148,23 @@ def load_embedder(
     net: nn.Module = (build_teacher(model_cfg, num_classes) if kind == "teacher"
                       else AppearanceEncoder(model_cfg.backbone, model_cfg.head, num_classes))
     _load_state(net, models[name], path, name)
-    net = net.to(device).eval()
+    return net.to(device).eval(), kind, ckpt["config"]
+
+
+def load_embedder(
+    checkpoint_path: str | Path, device: str | torch.device
+) -> tuple[Callable[[Tensor], dict[str, Tensor]], dict]:
+    """Rebuild the re-id network of a checkpoint; return ``(embed, config_dict)``.
+
+    ``embed(images)`` takes normalised images (B, 3, H, W) (moved to ``device``)
+    and returns, in eval mode and without gradients, ``{"baseline": feature}``
+    for a teacher checkpoint and ``{"f_prim": ..., "f_fine": ...}`` for a
+    DG-Net one: raw bottleneck features, (B, bottleneck), neither normalised
+    nor flip-averaged (the evaluation does both). ``config_dict`` is the
+    checkpoint's full config mapping. The backbone is rebuilt without
+    pretrained weights (the checkpoint holds them all).
+    """
+    net, kind, config = load_reid_network(checkpoint_path, device)
 
     if kind == "teacher":
 
@@ -161,8 +172,8 @@ def load_embedder(
         def embed(images: Tensor) -> dict[str, Tensor]:
             return {"baseline": net(images.to(device)).feature}
 
-        return embed, ckpt["config"]
-    return appearance_embedder(net, device), ckpt["config"]
+        return embed, config
+    return appearance_embedder(net, device), config
 
 
 def appearance_embedder(net: nn.Module, device: str | torch.device) -> Callable[[Tensor], dict[str, Tensor]]:
@@ -179,5 +190,5 @@ def appearance_embedder(net: nn.Module, device: str | torch.device) -> Callable[
 __all__ = [
     "AppearanceEncoder", "AppearanceOutput", "CHECKPOINT_FORMAT", "Decoder", "Discriminator",
     "StructureEncoder", "Teacher", "TeacherOutput", "build_backbone", "build_dgnet", "build_teacher",
-    "appearance_embedder", "load_embedder", "model_summary", "to_gray",
+    "appearance_embedder", "load_embedder", "load_reid_network", "model_summary", "to_gray",
 ]
