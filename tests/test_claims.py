@@ -1,0 +1,72 @@
+"""The claims scorecard: the verdict rule and the paired differences, on hand-made metrics files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dgnet.reports import claims
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([5.0], "inconclusive"),  # one seed: no noise estimate
+    ([1.0, 1.2, 0.9], "reproduced"),  # mean 1.03, se 0.09
+    ([-2.0, -2.5, -1.8], "not reproduced"),
+    ([1.0, -0.8, 0.5], "inconclusive"),  # mean 0.23, se 0.53: inside the noise
+    ([0.0, 0.0], "inconclusive"),
+    ([0.4, 0.4, 0.4], "reproduced"),  # no spread: any positive mean exceeds it
+])
+def test_verdict_rule(values, expected):
+    assert claims.verdict(values) == expected
+
+
+def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=18.0):
+    def entry(m, r1=None, beta=None):
+        return {"mAP": m / 100, "rank1": (r1 if r1 is not None else m + 10) / 100, "beta": beta}
+    return {
+        "table3": {"baseline": entry(baseline), "f_prim": entry(prim), "f_fine": entry(fine),
+                   "f_prim+f_fine": entry(combined, beta=0.5)},
+        "offline": {"f_prim+f_fine": entry(offline)},
+        "ablations": {"w/o feed": {"f_prim+f_fine": entry(combined - 3)},
+                      "w/o id": {"f_prim+f_fine": entry(combined - 4)}},
+        "beta_sweep": {"points": [{"beta": 0.0, "mAP": (combined - 1) / 100, "rank1": 0.5},
+                                  {"beta": 0.5, "mAP": combined / 100, "rank1": 0.5}]},
+        "generation": {"table2": {"DG-Net": {"frechet_teacher": dgnet_fd},
+                                  "DG-Net w/o feed": {"frechet_teacher": nofeed_fd}}},
+    }
+
+
+def _write(folder, metrics):
+    folder.mkdir(parents=True)
+    for name, data in metrics.items():
+        (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def test_scorecard_pairs_each_seed_and_reads_replicates(tmp_path):
+    _write(tmp_path / "main", _metrics(50, 55, 45, 56, 52))
+    _write(tmp_path / "s1", _metrics(48, 54, 44, 55.5, 50))
+    _write(tmp_path / "s2", _metrics(51, 55, 46, 57, 54))
+    seeds = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "s1", 2: tmp_path / "s2"})
+    card = claims.scorecard(seeds, "test")
+    by_id = {c["id"]: c for c in card["claims"]}
+    assert card["seeds"] == [0, 1, 2]
+    assert by_id["dgnet_vs_baseline"]["ours"]["values"] == pytest.approx([6.0, 7.5, 6.0])
+    assert by_id["dgnet_vs_baseline"]["verdict"] == "reproduced"
+    assert by_id["e2e_vs_offline"]["ours"]["values"] == pytest.approx([4.0, 5.5, 3.0])
+    assert by_id["beta_gain"]["ours"]["values"] == pytest.approx([1.0, 1.0, 1.0])
+    assert by_id["feed_realism"]["ours"]["values"] == pytest.approx([2.0, 2.0, 2.0])
+    assert by_id["alpha_peak"]["ours"]["n_seeds"] == 0 and by_id["alpha_peak"]["verdict"] == "inconclusive"
+    md = claims.markdown(card)
+    assert "`dgnet_vs_baseline`" in md and "+6.50 ± 0.87 (3)" in md
+
+
+def test_write_scorecard_adds_the_seed_table(tmp_path):
+    _write(tmp_path / "main", _metrics(50, 55, 45, 56, 52))
+    _write(tmp_path / "s1", _metrics(48, 54, 44, 55, 50))
+    seeds = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "s1"})
+    claims.write_scorecard(claims.scorecard(seeds, "t"), tmp_path / "c.md", tmp_path / "c.json", seeds)
+    doc = json.loads((tmp_path / "c.json").read_text())
+    row = next(r for r in doc["seed_table"] if r["model"] == "Baseline (teacher)")
+    assert row["mAP"] == "49.0 ± 1.4" and row["n_seeds"] == 2
+    assert "The central models over seeds" in (tmp_path / "c.md").read_text()
