@@ -569,6 +569,21 @@ class Objective:
 # ---------------------------------------------------------------- running a study
 
 
+def remove_finished_trial_dirs(study: optuna.Study, study_dir: str | Path) -> list[Path]:
+    """Remove the ``trial_NNNNN`` folders of trials that are over (complete, pruned or
+    failed): what a killed worker left behind. Folders of running trials stay."""
+    from optuna.trial import TrialState
+
+    active = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))}
+    removed = []
+    for folder in sorted(Path(study_dir).glob("trial_*")):
+        number = folder.name.removeprefix("trial_")
+        if folder.is_dir() and number.isdigit() and int(number) not in active:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 @dataclass
 class StudyOutputs:
     """What a study run leaves behind."""
@@ -625,8 +640,12 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
         log.info("teacher %s %s", "trained to" if trained else "loaded from", teacher_path)
         warm_start = ensure_warmup(run_cfg, data, teacher, s.work_dir, s.progress) if s.space == "alpha-beta" else None
         objective = Objective(s, run_cfg, data, teacher, scorer, warm_start)
+        if not s.keep_checkpoints:
+            remove_finished_trial_dirs(study, Path(s.work_dir) / s.study_name)
         if s.trials:
             study.optimize(objective, n_trials=s.trials, timeout=s.timeout, catch=(DivergenceError,))
+        if not s.keep_checkpoints:  # a killed worker's trial is marked failed during optimize (heartbeat)
+            remove_finished_trial_dirs(study, Path(s.work_dir) / s.study_name)
         outputs = write_study_outputs(study, s.reports_dir, s.figures_dir)
         parent.log_metrics({f"trials_{k.lower()}": v for k, v in outputs.counts.items()})
         if outputs.best_value is not None:

@@ -279,3 +279,32 @@ def test_two_workers_create_a_fresh_mlflow_store_together(tmp_path):
     client = MlflowClient(f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
     assert len(runs) == 2
+
+
+def test_a_killed_workers_trial_folder_is_removed(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    if str(ROOT) not in sys.path:  # experiments/ is a folder of the checkout
+        sys.path.insert(0, str(ROOT))
+    from experiments.tuning import remove_finished_trial_dirs
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s")
+    killed = study.ask()  # its worker died: the heartbeat marks it failed
+    study.tell(killed, state=TrialState.FAIL)
+    running = study.ask()
+    for trial in (killed, running):
+        (tmp_path / "s" / f"trial_{trial.number:05d}").mkdir(parents=True)
+        (tmp_path / "s" / f"trial_{trial.number:05d}" / "last.pt").write_bytes(b"x")
+    removed = remove_finished_trial_dirs(study, tmp_path / "s")
+    assert removed == [tmp_path / "s" / f"trial_{killed.number:05d}"]
+    assert [p.name for p in (tmp_path / "s").iterdir()] == [f"trial_{running.number:05d}"]
+
+
+def test_resume_during_the_warm_up_allows_keys_that_act_after_it(micro_cfg):
+    stored = config_to_dict(micro_cfg)
+    changed = replace(micro_cfg, **{"train.alpha": 0.9})
+    with pytest.raises(UserError, match="train.alpha"):
+        guards.check_resume_config(stored, changed, "last.pt")
+    assert guards.check_resume_config(stored, changed, "last.pt", ("train.alpha",)) == ["train.alpha: 0.2 -> 0.9"]

@@ -61,11 +61,13 @@ def _flat_config(data: dict) -> dict[str, Any]:
     return flatten(config_to_dict(config_from_dict(data)))
 
 
-def check_resume_config(stored: Any, cfg: Config, path: str | Path) -> list[str]:
+def check_resume_config(stored: Any, cfg: Config, path: str | Path, also_allowed: tuple[str, ...] = ()) -> list[str]:
     """Compare a checkpoint's config with ``cfg``; return the allowed differences as notes.
 
     Keys that change the networks, the data or the updates (seed, learning
-    rates, widths, ...) are a :class:`UserError` naming each one with both values.
+    rates, widths, ...) are a :class:`UserError` naming each one with both
+    values. ``also_allowed``: more dotted keys that may differ (the caller
+    knows they have not acted yet, e.g. post-warm-up keys during the warm-up).
     """
     try:
         before = _flat_config(dict(stored))
@@ -74,7 +76,7 @@ def check_resume_config(stored: Any, cfg: Config, path: str | Path) -> list[str]
                         f"train from scratch into another --out") from None
     now = flatten(config_to_dict(cfg))
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    allowed = [k for k in changed if k.startswith(RESUMABLE_PREFIXES)]
+    allowed = [k for k in changed if k.startswith(RESUMABLE_PREFIXES) or k in also_allowed]
     refused = [k for k in changed if k not in allowed]
     if refused:
         pairs = "; ".join(f"{k}: {before.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in refused)

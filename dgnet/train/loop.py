@@ -160,7 +160,9 @@ def train_dgnet(
     start, good_at = 0, None
     if resume and last_path.exists():
         state = checkpoint.load(last_path, "dgnet", device)
-        for note in guards.check_resume_config(state.get("config"), cfg, last_path):
+        warm = isinstance(state.get("iteration"), int) and state["iteration"] <= t.warm_iter
+        post_warm = tuple(f"train.{k}" for k in POST_WARM_KEYS) if warm else ()  # they have not acted yet
+        for note in guards.check_resume_config(state.get("config"), cfg, last_path, post_warm):
             log.warning("resuming %s with a changed setting: %s", last_path, note)
         start = good_at = checkpoint.restore(state, nets, opts, source=last_path)
         log.info("resumed from %s at iteration %d", last_path, start)
