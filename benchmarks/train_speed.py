@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = []
-    default = preset_config("default")
+    default = replace(preset_config("default"), **{"model.backbone.pretrained": "none"})  # speed only
     results.append(bench("default", default, args.iterations, warmup=3))
     if not args.skip_paper:
         paper = replace(preset_config("paper"), **{

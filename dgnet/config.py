@@ -46,14 +46,14 @@ class SynthConfig:
     images_per_camera: int = field(default=3, metadata=_range(1))  # per id and camera it visits
     cameras: int = field(default=6, metadata=_range(2, 9))
     seed: int = 0
-    style: Literal["A", "B"] = "A"
+    style: Literal["A", "B", "P"] = "A"  # P: the pre-training set's own style (both palettes, own cameras)
     height: int = field(default=128, metadata=_range(16))
     width: int = field(default=64, metadata=_range(8))
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images are and how they are read and augmented (DESIGN.md 3, 5)."""
+    """Where the images are and how they are read and augmented (README "Data"; augmentation variants in docs/fidelity.md)."""
 
     layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
     root: str = "data/prepared/synth_a"
@@ -68,6 +68,9 @@ class DataConfig:
     transfer_layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
     transfer_root: str = "data/prepared/synth_b"  # second domain for direct transfer (Table 9)
     synth: SynthConfig = SynthConfig()
+    # Paper-vs-official-code differences (docs/fidelity.md): `auto` follows `train.fidelity`
+    pad_mode: Literal["auto", "edge", "zero"] = "auto"  # padding before the random crop
+    erasing_aspect: Literal["auto", "uniform", "log_uniform"] = "auto"  # random-erasing aspect ratio draw
 
     def _check(self) -> None:
         for key in ("height", "width"):
@@ -171,8 +174,22 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """Backbone pre-training on a large, separate synthetic set (style P, its own identities and seed):
+    this world's ImageNet. Point ``model.backbone.pretrained`` at its output to start E_a and the teacher
+    from it, as the paper starts both from ImageNet weights."""
+
+    ids: int = field(default=300, metadata=_range(2))
+    images_per_camera: int = field(default=2, metadata=_range(1))
+    seed: int = 1000
+    epochs: int = field(default=6, metadata=_range(1))
+    batch_size: int = field(default=64, metadata=_range(2))
+    lr: float = field(default=0.05, metadata=_range(0, lo_open=True))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Joint DG-Net training (DESIGN.md section 5)."""
+    """Joint DG-Net training (paper Section 3; official-code differences in docs/fidelity.md)."""
 
     iterations: int = field(default=1500, metadata=_range(1))
     batch_size: int = field(default=8, metadata=_range(2))
@@ -196,11 +213,30 @@ class TrainConfig:
     sample_every: int = field(default=500, metadata=_range(1))
     checkpoint_every: int = field(default=250, metadata=_range(1))
     seed: int = 0
+    # Paper-vs-official-code differences (docs/fidelity.md): `auto` follows `fidelity`
+    fidelity: Literal["reference", "paper"] = "reference"
+    loss_sums: Literal["auto", "half_batches", "batch_mean"] = "auto"
+    code_recon: Literal["auto", "ramp", "constant"] = "auto"
+    prim_ramp: Literal["auto", "official", "closed_form"] = "auto"
+    lr_decay: Literal["auto", "official", "at_step"] = "auto"
+    lambda_code_max: float = field(default=1.0, metadata=_range(0))  # L_code weights' ceiling (ramp)
+    cycle_recon: Literal["auto", "ramp", "off"] = "auto"
+    lambda_cycle_max: float = field(default=2.0, metadata=_range(0))  # cycle weight's ceiling (ramp)
+    code1_gradient: Literal["auto", "detached", "live"] = "auto"
+    fine_real_on: Literal["auto", "anchors", "anchors_and_positives"] = "auto"
+    appearance_bn: Literal["auto", "half_batches", "whole_batch"] = "auto"
+    teacher_bn: Literal["auto", "batch", "running"] = "auto"
+    teacher_dropout: Literal["auto", "after_first_sample", "off"] = "auto"
+
+    def _check(self) -> None:
+        if self.batch_size % 2:
+            raise ConfigError(f"batch_size: must be even (two half-batches, as the reference's loaders a and b), "
+                              f"got {self.batch_size}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Re-id evaluation (DESIGN.md section 6)."""
+    """Re-id evaluation (paper Section 4.1: the Market-1501 protocol)."""
 
     beta: float = field(default=0.5, metadata=_range(0))
     ap: Literal["trapezoid", "standard"] = "trapezoid"
@@ -216,6 +252,7 @@ class SweepConfig:
 
     alphas: tuple[float, ...] = field(default=(0.0, 0.5), metadata=_range(0, 1))  # each one DG-Net training
     betas: tuple[float, ...] = field(default=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), metadata=_range(0))  # test time only
+    seeds: tuple[int, ...] = (1, 2)  # replicate seeds of the central comparisons, beside train.seed (claims)
 
 
 @dataclass(frozen=True)
@@ -232,6 +269,7 @@ class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     teacher: TeacherConfig = TeacherConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()

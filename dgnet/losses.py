@@ -1,4 +1,4 @@
-"""Every loss of the paper as a small pure function (equations 1-10, DESIGN.md section 5).
+"""Every loss of the paper as a small pure function (equations 1-10; docs/fidelity.md for the official code).
 
     from dgnet import losses
     l_img1 = losses.recon_l1(decoder(s_i, a_i), x_i)                   # eq. 1

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dgnet import io, paper  # noqa: E402
+from dgnet.reports import claims  # noqa: E402
 from dgnet.config import Config  # noqa: E402
 from dgnet.report import data_description, header, percent, percent_of, write_table  # noqa: E402
 
@@ -148,10 +149,17 @@ FIGURES = [
 ]
 
 
-def readme(cfg: Config, table3: dict) -> None:
+def readme(cfg: Config, table3: dict, card: dict) -> None:
     main, base = table3["f_prim+f_fine"], table3["baseline"]
+    counts = {v: sum(r["verdict"] == v for r in card["claims"]) for v in ("reproduced", "not reproduced",
+                                                                            "inconclusive")}
+    verdicts = ", ".join(f"`{r['id']}` {r['verdict']}" for r in card["claims"])
     lines = [
         header("The reproduction at a glance", cfg),
+        f"**[Claims scorecard](claims.md)** (seeds {', '.join(map(str, card['seeds']))}): "
+        f"{counts['reproduced']} of the paper's claims reproduced, {counts['not reproduced']} not reproduced, "
+        f"{counts['inconclusive']} inconclusive ({verdicts}).",
+        "",
         "Every number here was **measured by this pipeline** on the data set above unless a table marks it "
         "as quoted from the paper. On the default configuration that is a small synthetic data set and a "
         "CPU-sized model: the numbers show that the pipeline and the method work end to end, not the "
@@ -186,4 +194,13 @@ def build_reports(cfg: Config) -> None:
     table9(cfg, _load("transfer.json"))
     table10(cfg)
     figure8(cfg, table3, _load("alpha_sweep.json"), _load("beta_sweep.json"), REPORTS / "figures/fig8_alpha_beta.png")
-    readme(cfg, table3)
+    readme(cfg, table3, build_claims(cfg))
+
+
+def build_claims(cfg: Config) -> dict:
+    """``reports/claims.md`` and ``reports/metrics/claims.json`` from the main seed and the replicates."""
+    replicates = {seed: REPORTS / "seeds" / str(seed) / "metrics" for seed in cfg.sweep.seeds if seed != cfg.train.seed}
+    seed_metrics = claims.load_seed_metrics(cfg.train.seed, METRICS, replicates)
+    card = claims.scorecard(seed_metrics, cfg.name)
+    claims.write_scorecard(card, REPORTS / "claims.md", METRICS / "claims.json", seed_metrics)
+    return card

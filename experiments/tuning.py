@@ -352,7 +352,7 @@ def ensure_teacher(cfg: Config, data, work_dir: str | Path, progress: bool = Tru
     """
     import torch
 
-    from dgnet.train.runs import load_teacher
+    from dgnet.train.checkpoint import load_teacher
     from dgnet.train.teacher import train_teacher
 
     path = Path(work_dir) / f"teacher-{teacher_key(cfg)}.pt"

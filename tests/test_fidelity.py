@@ -102,6 +102,21 @@ def test_paper_weights_are_constant_code_and_no_cycle(paper_train):
         assert w["lambda_code"] == 1.0 and w["lambda_cycle"] == 0.0
         assert w["lambda_fine_real"] == w["lambda_fine"]
     assert loss_weights(30000, paper)["lambda_prim"] == pytest.approx(RATE)  # the closed-form ramp
+    one_key = replace(paper_train, prim_ramp="closed_form")  # official code/cycle ramps, closed-form prim
+    assert loss_weights(30000, one_key)["lambda_prim"] == pytest.approx(RATE)
+    assert loss_weights(31000, one_key)["lambda_code"] == pytest.approx(0.5)
+
+
+def test_official_lr_decay_comes_one_iteration_before_the_step(paper_train):
+    from dgnet.train.fidelity import resolve_parts
+    from dgnet.train.schedules import joint_lr_factor
+    official = resolve_parts(paper_train)
+    at_step = resolve_parts(replace(paper_train, lr_decay="at_step"))
+    # the official schedulers step at the top of each iteration: MultiStepLR([60000]) has decayed at 59999
+    assert joint_lr_factor(59998, paper_train, official) == 1.0
+    assert joint_lr_factor(59999, paper_train, official) == pytest.approx(0.1)
+    assert joint_lr_factor(59999, paper_train, at_step) == 1.0
+    assert joint_lr_factor(60000, paper_train, at_step) == pytest.approx(0.1)
 
 
 @pytest.fixture
@@ -145,7 +160,7 @@ def test_reference_sums_halves_where_paper_averages_the_batch(micro_cfg):
         losses = gen_losses(nets, teacher, batch, gen, loss_weights(10**6, cfg.train, sw),
                             torch.Generator().manual_seed(0), sw)
         mean = (gen.recon - batch.images).abs().mean()
-        assert float(losses["img1"]) == pytest.approx(factor * float(mean), rel=1e-12)
+        assert float(losses["img1"].detach()) == pytest.approx(factor * float(mean.detach()), rel=1e-12)
 
 
 def test_cycle_decodes_the_codes_recovered_from_both_generations(micro_cfg):

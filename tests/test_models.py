@@ -139,7 +139,7 @@ def test_summary_cli_reads_a_params_file(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["default", "micro"])
 def test_cpu_configs_run_forward_and_backward(name):
     torch.manual_seed(0)
-    cfg = preset_config(name)
+    cfg = replace(preset_config(name), **{"model.backbone.pretrained": "none"})  # the pretrain stage's file
     h, w, k = cfg.data.height, cfg.data.width, 5
     nets = build_dgnet(cfg.model, k)
     teacher = build_teacher(cfg.model, k)
@@ -168,7 +168,7 @@ def test_cpu_configs_run_forward_and_backward(name):
 
 
 def test_small_backbone_strides():
-    base = preset_config("default").model.backbone
+    base = dataclasses.replace(preset_config("default").model.backbone, pretrained="none")
     trunk = build_backbone(base)
     assert trunk.out_channels == base.small_widths[-1]
     assert trunk(torch.randn(2, 3, 64, 32)).shape == (2, 256, 8, 4)
@@ -177,7 +177,8 @@ def test_small_backbone_strides():
 
 
 def test_resnet18_last_stride_one():
-    cfg = dataclasses.replace(preset_config("default").model.backbone, arch="resnet18", last_stride=1)
+    cfg = dataclasses.replace(preset_config("default").model.backbone, arch="resnet18", last_stride=1,
+                              pretrained="none")
     trunk = build_backbone(cfg)
     assert trunk.out_channels == 512
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,19 @@ def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(tm
     offline = pd.read_csv(reports / "offline_vs_e2e.csv")
     assert (offline["source"] == "measured").sum() == 2
     assert "not run" in (reports / "table10.md").read_text()
+
+    # the seeds matrix (micro: one replicate seed beside train.seed) and the claims scorecard
+    assert (reports / "seeds" / "1" / "metrics" / "table3.json").is_file()
+    card = json.loads((reports / "metrics" / "claims.json").read_text())
+    assert card["seeds"] == [0, 1]
+    ids = {c["id"] for c in card["claims"]}
+    assert {"dgnet_vs_baseline", "prim_vs_baseline", "combined_vs_prim", "e2e_vs_offline", "alpha_peak",
+            "beta_gain", "feed_realism", "id_clothing", "disentangle", "transfer"} <= ids
+    by_id = {c["id"]: c for c in card["claims"]}
+    assert by_id["dgnet_vs_baseline"]["ours"]["n_seeds"] == 2
+    assert by_id["transfer"]["ours"]["n_seeds"] == 1 and by_id["transfer"]["verdict"] == "inconclusive"
+    assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in card["claims"])
+    assert "[Claims scorecard](claims.md)" in (reports / "README.md").read_text()
 
     # nothing changed: a second repro does nothing
     again = _run(["dvc", "status"], repo, env)

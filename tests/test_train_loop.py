@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from dgnet import io
+from dgnet.train.fidelity import resolve
 from dgnet.config import config_to_dict, replace
 from dgnet.models import build_teacher
 from dgnet.train import checkpoint
@@ -97,11 +98,12 @@ def test_divergence_stops_with_the_loss_name_and_keeps_the_good_checkpoint(micro
     teacher = build_teacher(cfg.model, data.num_classes)
     calls = {"n": 0}
     real_adv = L.lsgan_gen_loss
+    per_iteration = resolve(cfg).groups  # G's adversarial loss is computed once per half-batch
 
     def exploding(outputs, *args, **kwargs):
         calls["n"] += 1
         value = real_adv(outputs, *args, **kwargs)
-        return value * float("nan") if calls["n"] == 5 else value  # iteration 4
+        return value * float("nan") if calls["n"] == 4 * per_iteration + 1 else value  # iteration 4
 
     monkeypatch.setattr(L, "lsgan_gen_loss", exploding)
     with pytest.raises(DivergenceError) as err:

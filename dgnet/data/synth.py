@@ -73,6 +73,7 @@ PALETTES: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
         ("lime", (150, 200, 60)),
     ),
 }
+PALETTES["P"] = PALETTES["A"] + PALETTES["B"][1:]  # the pre-training set: both domains' colours, own cameras
 HAIR = (("black", (22, 20, 18)), ("brown", (85, 55, 32)), ("blond", (195, 165, 100)),
         ("grey", (150, 148, 145)), ("auburn", (130, 55, 30)))
 SKIN = ((242, 205, 175), (225, 180, 140), (190, 140, 100), (140, 95, 65), (95, 65, 45))
@@ -174,7 +175,8 @@ def _make_identity(rng: np.random.Generator, palette, previous: list[Identity]) 
 def _make_camera(style: str, cam: int) -> Camera:
     """Camera looks depend on the style and camera index only (not on the seed)."""
     rng = np.random.default_rng([0xCA3, ord(style), cam])
-    if style == "A":  # warm, built-up: beige / brick / grey walls, light floors
+    family = style if style in ("A", "B") else ("A", "B")[int(rng.integers(2))]  # P: either family, own draws
+    if family == "A":  # warm, built-up: beige / brick / grey walls, light floors
         wall = rng.choice([[185, 170, 145], [160, 95, 75], [150, 150, 155], [205, 195, 175], [120, 110, 100]])
         floor = rng.choice([[150, 145, 140], [110, 108, 105], [175, 165, 150]])
         pattern = ("panels", "bricks", "windows")[cam % 3]

@@ -1,4 +1,4 @@
-"""Re-id evaluation (DESIGN.md section 6): features, CMC / mAP / mINP, re-ranking.
+"""Re-id evaluation (paper Section 4.1: the Market-1501 protocol): features, CMC / mAP / mINP, re-ranking.
 
     from dgnet.eval import evaluate_model
     out = evaluate_model(embed, query_set, gallery_set, cfg.eval, "cuda")

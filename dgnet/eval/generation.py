@@ -29,7 +29,6 @@ the ablations whose checkpoints exist, the ground-truth disentanglement table
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -76,7 +75,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     from dgnet.config import ConfigError, config_from_dict
     from dgnet.errors import UserError
     from dgnet.io import CheckpointError, nonfinite_names
-    from dgnet.models import DGNET_KEYS, build_dgnet
+    from dgnet.models import DGNET_KEYS, build_dgnet, without_pretrained
     from dgnet.train import checkpoint
 
     path = Path(checkpoint_path)
@@ -85,8 +84,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     except CheckpointError as err:
         raise UserError(str(err)) from None
     try:
-        model_cfg = config_from_dict(state["config"]).model
-        model_cfg = dataclasses.replace(model_cfg, backbone=dataclasses.replace(model_cfg.backbone, pretrained="none"))
+        model_cfg = without_pretrained(config_from_dict(state["config"]).model)
     except (ConfigError, KeyError) as err:
         raise UserError(f"{path}: the stored config is not valid: {err}") from None
     nets = build_dgnet(model_cfg, int(state["num_classes"]))
@@ -457,7 +455,7 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
     from dgnet.eval import disentangle, fid, ssim
     from dgnet.io import CheckpointError
     from dgnet.report import write_table
-    from dgnet.train.runs import load_teacher
+    from dgnet.train.checkpoint import load_teacher
 
     began = time.perf_counter()
     timings: dict[str, float] = {}

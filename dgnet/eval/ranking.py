@@ -1,4 +1,4 @@
-"""CMC, mAP and mINP for person re-identification (DESIGN.md section 6).
+"""CMC, mAP and mINP for person re-identification (paper Section 4.1: the Market-1501 protocol).
 
 Protocol (Market-1501's official evaluation): for every query, gallery images
 with the same pid *and* the same camera are removed, and so are gallery images

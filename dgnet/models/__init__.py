@@ -53,7 +53,7 @@ def build_dgnet(cfg: ModelConfig, num_classes: int) -> dict[str, nn.Module]:
     }
 
 
-def _without_pretrained(cfg: ModelConfig) -> ModelConfig:
+def without_pretrained(cfg: ModelConfig) -> ModelConfig:
     return dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, pretrained="none"))
 
 
@@ -69,7 +69,7 @@ def model_summary(cfg: ModelConfig, height: int, width: int, num_classes: int) -
     random weights (``pretrained`` is ignored) and run once on a batch of one
     zero image on the meta device, so no memory or time is spent on values.
     """
-    cfg = _without_pretrained(cfg)
+    cfg = without_pretrained(cfg)
     with torch.device("meta"):
         nets = build_dgnet(cfg, num_classes)
         teacher = build_teacher(cfg, num_classes)
@@ -137,7 +137,7 @@ def load_reid_network(checkpoint_path: str | Path, device: str | torch.device) -
         if key not in ckpt:
             raise UserError(f"{path}: checkpoint has no {key!r} entry")
     try:
-        model_cfg = _without_pretrained(config_from_dict(ckpt["config"]).model)
+        model_cfg = without_pretrained(config_from_dict(ckpt["config"]).model)
     except ConfigError as err:
         raise UserError(f"{path}: the stored config is not valid: {err}") from None
     num_classes = int(ckpt["num_classes"])

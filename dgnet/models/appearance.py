@@ -1,5 +1,5 @@
 """E_a: the re-id network. A ResNet trunk gives the appearance code; two identity heads give
-f_prim and f_fine (paper Section 3.2, DESIGN.md section 4).
+f_prim and f_fine (paper Section 3.2).
 
     enc = AppearanceEncoder(cfg.model.backbone, cfg.model.head, num_classes=751)
     out = enc(images)        # images (B, 3, H, W), ImageNet-normalised

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dgnet.config import PRESET_CHAIN, Config, load_config, preset_config
 
-# training identities of the real data sets (DESIGN.md section 3)
+# training identities of the real data sets (as published with each data set)
 PUBLISHED_TRAIN_IDS = {"market1501": 751, "duke": 702, "msmt17": 1041, "cuhk03np": 767}
 
 

@@ -1,4 +1,4 @@
-"""The teacher / baseline re-id network (Table 3 "Baseline"; DESIGN.md section 4).
+"""The teacher / baseline re-id network (Table 3 "Baseline"; paper Section 4.1).
 
     teacher = Teacher(cfg.model.backbone, cfg.model.head, num_classes)
     out = teacher(images)   # out.feature (B, bottleneck), out.logits (B, K)

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from dgnet import io
-from dgnet.config import Config, config_to_dict
+from dgnet.config import Config, ConfigError, config_from_dict, config_to_dict
 from dgnet.errors import UserError
+from dgnet.models import build_teacher, without_pretrained
 
 FORMAT = "dgnet-checkpoint-v1"
 
@@ -101,3 +102,23 @@ def restore(
         reason = " ".join(str(err).split())[:300]
         raise UserError(f"{source}: the checkpoint does not fit the networks of the current params "
                         f"({reason})") from None
+
+
+def load_teacher(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, int]:
+    """The teacher of a checkpoint and its number of classes; a bad file is a UserError naming it."""
+    state = load(path, "teacher", device)
+    weights = state.get("models", {}).get("teacher") if isinstance(state.get("models"), dict) else None
+    if weights is None:
+        raise UserError(f"{path}: a teacher checkpoint without 'teacher' weights; train it again (dgnet train-teacher)")
+    bad = io.nonfinite_names(weights)
+    if bad:
+        raise UserError(f"{path}: the teacher holds {len(bad)} non-finite tensors (e.g. {bad[0]}); "
+                        f"train it again (dgnet train-teacher)")
+    try:
+        model_cfg = without_pretrained(config_from_dict(state["config"]).model)
+        model = build_teacher(model_cfg, int(state["num_classes"]))
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise UserError(f"{path}: not a usable teacher checkpoint ({reason})") from None
+    return model.to(device).eval(), int(state["num_classes"])

@@ -22,6 +22,8 @@ PROFILES: dict[str, dict[str, str]] = {
     "reference": {
         "loss_sums": "half_batches",
         "code_recon": "ramp",
+        "prim_ramp": "official",
+        "lr_decay": "official",
         "cycle_recon": "ramp",
         "code1_gradient": "detached",
         "fine_real_on": "anchors",
@@ -34,6 +36,8 @@ PROFILES: dict[str, dict[str, str]] = {
     "paper": {
         "loss_sums": "batch_mean",
         "code_recon": "constant",
+        "prim_ramp": "closed_form",
+        "lr_decay": "at_step",
         "cycle_recon": "off",
         "code1_gradient": "live",
         "fine_real_on": "anchors_and_positives",
@@ -45,8 +49,8 @@ PROFILES: dict[str, dict[str, str]] = {
     },
 }
 
-TRAIN_KEYS = ("loss_sums", "code_recon", "cycle_recon", "code1_gradient", "fine_real_on", "appearance_bn",
-              "teacher_bn", "teacher_dropout")
+TRAIN_KEYS = ("loss_sums", "code_recon", "prim_ramp", "lr_decay", "cycle_recon", "code1_gradient",
+              "fine_real_on", "appearance_bn", "teacher_bn", "teacher_dropout")
 DATA_KEYS = ("pad_mode", "erasing_aspect")
 
 
@@ -56,6 +60,8 @@ class Switches:
 
     loss_sums: str  # half_batches: each loss is the sum of the two half-batches' means | batch_mean
     code_recon: str  # ramp: L_code weights 0 until warm_iter, then ramped to lambda_code_max | constant: 1
+    prim_ramp: str  # official: lambda_prim first counts at warm_iter + 2 (2 x rate) | closed_form: at warm_iter
+    lr_decay: str  # official: the learning rates drop one iteration before each lr_steps entry | at_step
     cycle_recon: str  # ramp: cycle reconstruction |x - G(a(x_ji), s(x_ij))| ramped to lambda_cycle_max | off
     code1_gradient: str  # detached: L_code1 is logged but sends no gradient | live
     fine_real_on: str  # anchors: the fine head's real-image term on x_i only | anchors_and_positives

@@ -8,7 +8,7 @@ Every ``checkpoint_every`` iterations (and at the end) the whole state is
 written atomically to ``last.pt``; batches and dropout are seeded by the
 iteration, so a resumed run continues exactly where the killed one stood.
 
-Guards (DESIGN: never keep a broken model): the losses are checked before
+Guards (never keep a broken model): the losses are checked before
 each update and every parameter and buffer after it (:mod:`dgnet.train.guards`);
 a divergence stops the run naming the iteration and the checkpoint that really
 is good (one this run wrote or resumed from), and a save refuses non-finite
@@ -36,7 +36,7 @@ from dgnet.tracking import Run
 from dgnet.train import checkpoint, distributed, fidelity, guards
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
 from dgnet.train.dgnet_step import DivergenceError, dis_step, gen_step, generate
-from dgnet.train.schedules import loss_weights, lr_factor
+from dgnet.train.schedules import joint_lr_factor, loss_weights
 from dgnet.train.teacher import sgd_with_head_lr, set_lr
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def train_dgnet(
     it = start
     try:
         for it in bar:
-            factor = lr_factor(it, t.lr_steps, t.lr_gamma)
+            factor = joint_lr_factor(it, t, sw)
             for opt in opts.values():
                 set_lr(opt, factor)
             weights = loss_weights(it, t, sw)

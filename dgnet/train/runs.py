@@ -16,6 +16,7 @@ from dgnet.config import Config, ConfigError, config_to_dict
 from dgnet.errors import UserError
 from dgnet.models import build_teacher
 from dgnet.train import checkpoint
+from dgnet.train.checkpoint import load_teacher
 from dgnet.train.data import load_training_set, test_sets
 from dgnet.train.loop import train_dgnet
 from dgnet.train.samples import save_rows, swap_images
@@ -53,27 +54,6 @@ def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, pr
         run.log_metrics({f"test/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
     io.write_json(metrics_path, metrics)
     return metrics
-
-
-def load_teacher(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, int]:
-    """The teacher of a checkpoint and its number of classes; a bad file is a UserError naming it."""
-    from dgnet.config import config_from_dict
-
-    state = checkpoint.load(path, "teacher", device)
-    weights = state.get("models", {}).get("teacher") if isinstance(state.get("models"), dict) else None
-    if weights is None:
-        raise UserError(f"{path}: a teacher checkpoint without 'teacher' weights; train it again (dgnet train-teacher)")
-    bad = io.nonfinite_names(weights)
-    if bad:
-        raise UserError(f"{path}: the teacher holds {len(bad)} non-finite tensors (e.g. {bad[0]}); "
-                        f"train it again (dgnet train-teacher)")
-    try:
-        model = build_teacher(config_from_dict(state["config"]).model, int(state["num_classes"]))
-        model.load_state_dict(weights)
-    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as err:
-        reason = " ".join(str(err).split())[:300]
-        raise UserError(f"{path}: not a usable teacher checkpoint ({reason})") from None
-    return model.to(device).eval(), int(state["num_classes"])
 
 
 def run_dgnet(

@@ -17,8 +17,9 @@ from dgnet.train.fidelity import Switches, resolve_parts
 def lambda_prim(iteration: int, warm_iter: int, ramp_iters: int, maximum: float) -> float:
     """0 until ``warm_iter``, then a linear ramp to ``maximum`` over ``ramp_iters`` iterations.
 
-    The reference adds ``warm_scale`` per iteration after ``warm_teacher_iter``
-    (0.0005 x 4,000 = 2.0): the same ramp written as a closed form.
+    The official code adds ``warm_scale`` per iteration after ``warm_teacher_iter``
+    (0.0005 x 4,000 = 2.0); this closed form starts two iterations earlier than the
+    official bookkeeping (:func:`official_ramp`, ``train.prim_ramp``).
     """
     if iteration < warm_iter:
         return 0.0
@@ -37,6 +38,13 @@ def lr_factor(iteration: int, steps: Sequence[int], gamma: float) -> float:
     return gamma ** sum(iteration >= step for step in steps)
 
 
+def joint_lr_factor(iteration: int, cfg: TrainConfig, sw: Switches) -> float:
+    """The joint training's decay; the official code steps its schedulers at the top of each
+    iteration, so its rates drop at ``step - 1`` (``lr_decay: official``), ours at ``step``."""
+    shift = 1 if sw.lr_decay == "official" else 0
+    return lr_factor(iteration + shift, cfg.lr_steps, cfg.lr_gamma)
+
+
 def official_ramp(iteration: int, warm_iter: int, rate: float, maximum: float) -> float:
     """A weight as the official code ramps it: from 0, ``+rate`` per iteration after ``warm_iter``
     (capped at ``maximum``). Its loss is computed only where the weight was already positive before
@@ -53,16 +61,15 @@ def loss_weights(iteration: int, cfg: TrainConfig, sw: Switches | None = None) -
     chooses between the paper's schedule and the official code's ramps.
     """
     sw = sw or resolve_parts(cfg)
-    if sw.code_recon == "ramp":
-        rate = cfg.lambda_prim_max / max(cfg.ramp_iters, 1)  # the official warm_scale: one rate for every ramp
+    rate = cfg.lambda_prim_max / max(cfg.ramp_iters, 1)  # the official warm_scale: one rate for every ramp
+    if sw.prim_ramp == "official":
         prim = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_prim_max)
         # the fine head's real-image term reads the teacher weight before this iteration's increment
-        prim_before = 0.0 if iteration - cfg.warm_iter < 2 else min(cfg.lambda_prim_max,
-                                                                     (iteration - cfg.warm_iter - 1) * rate)
-        code = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_code_max)
+        k = iteration - cfg.warm_iter
+        prim_before = 0.0 if k < 2 else min(cfg.lambda_prim_max, (k - 1) * rate)
     else:
         prim = prim_before = lambda_prim(iteration, cfg.warm_iter, cfg.ramp_iters, cfg.lambda_prim_max)
-        rate, code = cfg.lambda_prim_max / max(cfg.ramp_iters, 1), 1.0
+    code = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_code_max) if sw.code_recon == "ramp" else 1.0
     cycle = official_ramp(iteration, cfg.warm_iter, rate, cfg.lambda_cycle_max) if sw.cycle_recon == "ramp" else 0.0
     fine, fine_real = cfg.alpha * prim, cfg.alpha * prim_before
     if not (cfg.feed_generated and cfg.id_supervision):
