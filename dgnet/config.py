@@ -69,6 +69,7 @@ class DataConfig:
     transfer_root: str = "data/prepared/synth_b"  # second domain for direct transfer (Table 9)
     synth: SynthConfig = SynthConfig()
     # Paper-vs-official-code differences (docs/fidelity.md): `auto` follows `train.fidelity`
+    resize: Literal["auto", "bicubic", "bilinear"] = "auto"  # interpolation when decoding re-id images
     pad_mode: Literal["auto", "edge", "zero"] = "auto"  # padding before the random crop
     erasing_aspect: Literal["auto", "uniform", "log_uniform"] = "auto"  # random-erasing aspect ratio draw
 

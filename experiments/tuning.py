@@ -602,6 +602,7 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
     import torch
 
     from dgnet.train.data import load_training_set, test_sets
+    from dgnet.train.fidelity import resolve
     from dgnet.train.dgnet_step import DivergenceError
 
     s = settings
@@ -612,8 +613,9 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
     run_cfg = with_iterations(cfg, s.iterations)
     betas = tuple(sorted(set(s.betas))) if s.space == "alpha-beta" else (cfg.eval.beta,)
 
-    data = load_training_set(run_cfg.data, hold_out_validation=True, progress=s.progress)
-    query, gallery, _ = test_sets(run_cfg.data, validation=True)
+    data = load_training_set(run_cfg.data, hold_out_validation=True, progress=s.progress,
+                             resize=resolve(run_cfg).resize)
+    query, gallery, _ = test_sets(run_cfg.data, validation=True, resize=resolve(run_cfg).resize)
     if len(query) == 0 or len(gallery) == 0:
         raise UserError(f"the {cfg.data.val_ids} validation ids give no query/gallery pairs "
                         "(each needs images from two cameras); raise data.val_ids")

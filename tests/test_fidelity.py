@@ -293,3 +293,18 @@ def test_erasing_aspect_uniform_vs_log_uniform():
     # log-uniform over [0.3, 3.3] has median sqrt(0.3 * 3.3) ~ 1; uniform has median ~ 1.8
     assert ratios["log_uniform"] == pytest.approx(1.0, abs=0.25)
     assert ratios["uniform"] == pytest.approx(1.8, abs=0.35)
+
+
+def test_resize_follows_the_profile_and_decodes_bicubic(tmp_path, micro_cfg):
+    from PIL import Image
+    import numpy as np
+    from dgnet.data.dataset import decode_image
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(path)
+    expected = np.asarray(Image.open(path).convert("RGB").resize((8, 16), Image.BICUBIC))
+    got = decode_image(str(path), 16, 8, "bicubic").permute(1, 2, 0).numpy()
+    assert (got == expected).all()
+    assert not torch.equal(decode_image(str(path), 16, 8, "bilinear"), decode_image(str(path), 16, 8, "bicubic"))
+    assert resolve(_cfg(micro_cfg, "reference")).resize == "bicubic"
+    assert resolve(_cfg(micro_cfg, "paper")).resize == "bilinear"

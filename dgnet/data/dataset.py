@@ -31,13 +31,17 @@ from dgnet.data.layouts import DataLayoutError, Sample
 from dgnet.data.transforms import normalize, pad_and_crop, random_flip
 
 
-def decode_image(path: str, height: int, width: int) -> Tensor:
-    """Read an image file as uint8 ``(3, height, width)`` (RGB, bilinear resize)."""
+RESAMPLING = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def decode_image(path: str, height: int, width: int, resize: str = "bilinear") -> Tensor:
+    """Read an image file as uint8 ``(3, height, width)`` (RGB; ``bilinear`` or ``bicubic`` resize,
+    the official DG-Net code's, ``data.resize``)."""
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
             if im.size != (width, height):
-                im = im.resize((width, height), Image.BILINEAR)
+                im = im.resize((width, height), RESAMPLING[resize])
             arr = np.asarray(im, dtype=np.uint8)
     except Exception as err:  # PIL raises several types for truncated/corrupt files
         raise DataLayoutError(f"{path}: unreadable or corrupt image ({err})") from None
@@ -48,12 +52,12 @@ class ImageCache:
     """Every image decoded once into a uint8 tensor ``images`` of shape ``(N, 3, H, W)``."""
 
     def __init__(self, paths: Sequence[str], height: int, width: int,
-                 progress: bool = True, threads: int | None = None):
+                 progress: bool = True, threads: int | None = None, resize: str = "bilinear"):
         self.height, self.width = height, width
         self.images = torch.empty((len(paths), 3, height, width), dtype=torch.uint8)
         threads = threads or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(threads) as pool:  # PIL releases the GIL while decoding
-            decoded = pool.map(lambda p: decode_image(p, height, width), paths)
+            decoded = pool.map(lambda p: decode_image(p, height, width, resize), paths)
             for i, img in enumerate(tqdm(decoded, total=len(paths), desc="decode images",
                                          unit="img", disable=not progress, leave=False)):
                 self.images[i] = img
@@ -68,15 +72,16 @@ class ImageCache:
 class _ImageSource:
     """Cached or decode-on-access uint8 images of a sample list."""
 
-    def __init__(self, samples: Sequence[Sample], height: int, width: int, cache: bool, progress: bool):
+    def __init__(self, samples: Sequence[Sample], height: int, width: int, cache: bool, progress: bool,
+                 resize: str = "bilinear"):
         self.paths = [s.path for s in samples]
-        self.height, self.width = height, width
-        self.cache = ImageCache(self.paths, height, width, progress) if cache else None
+        self.height, self.width, self.resize = height, width, resize
+        self.cache = ImageCache(self.paths, height, width, progress, resize=resize) if cache else None
 
     def __call__(self, i: int) -> Tensor:
         if self.cache is not None:
             return self.cache[i]
-        return decode_image(self.paths[i], self.height, self.width)
+        return decode_image(self.paths[i], self.height, self.width, self.resize)
 
 
 def scaled_pad(pad: int, height: int) -> int:
@@ -161,10 +166,10 @@ class ReidTestDataset(Dataset):
     """Query / gallery samples without augmentation: ``dict(image, pid, camid, index)``."""
 
     def __init__(self, samples: Sequence[Sample], height: int, width: int,
-                 cache: bool = True, progress: bool = True):
+                 cache: bool = True, progress: bool = True, resize: str = "bilinear"):
         self.samples = tuple(samples)
         self.height, self.width = height, width
-        self._source = _ImageSource(self.samples, height, width, cache, progress)
+        self._source = _ImageSource(self.samples, height, width, cache, progress, resize)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -21,6 +21,7 @@ from dgnet.paper import TABLE3 as PAPER_TABLE3
 from dgnet.report import percent, percent_of, write_table
 from dgnet.train.data import test_sets
 from dgnet.viz import rank_list_figure
+from dgnet.train import fidelity
 
 ROWS = {"f_prim": "f_prim", "f_fine": "f_fine", "f_prim+f_fine": "f_prim + f_fine"}
 
@@ -30,7 +31,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint_path: str | Path, validation: bo
     """``evaluate_model`` on a DG-Net checkpoint over the test (or validation) split."""
     device = torch.device(cfg.runtime.device)
     embed, _ = load_embedder(checkpoint_path, device)
-    query, gallery, _ = test_sets(cfg.data, validation)
+    query, gallery, _ = test_sets(cfg.data, validation, resize=fidelity.resolve(cfg).resize)
     return evaluate_model(embed, query, gallery, cfg.eval, device, progress=progress)
 
 
@@ -45,7 +46,7 @@ def table3_frame(baseline: dict, metrics: dict[str, dict]) -> pd.DataFrame:
 
 def save_rank_list(cfg: Config, result: dict, feature: str, out_png: str | Path, queries: int = 6) -> None:
     """Query + top-10 for a few evenly spaced queries (green: same identity, red: not)."""
-    query_set, gallery_set, _ = test_sets(cfg.data)
+    query_set, gallery_set, _ = test_sets(cfg.data, resize=fidelity.resolve(cfg).resize)
     q = result["features"][feature]["query"]
     g = result["features"][feature]["gallery"]
     pick = np.linspace(0, len(q) - 1, num=min(queries, len(q))).round().astype(int)

@@ -21,23 +21,27 @@ class TrainingSet:
     samples: tuple[Sample, ...]  # relabelled
 
 
-def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progress: bool = True) -> TrainingSet:
-    """Decode the training split once; with ``hold_out_validation`` drop the validation ids."""
+def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progress: bool = True,
+                      resize: str = "bilinear") -> TrainingSet:
+    """Decode the training split once (``resize``: see :func:`dgnet.train.fidelity.resolve`);
+    with ``hold_out_validation`` drop the validation ids."""
     splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
     train = splits.train
     if hold_out_validation:
         train, _, _ = split_validation(train, cfg.val_ids, seed=0)
     samples, mapping = relabel(train)
-    cache = ImageCache([s.path for s in samples], cfg.height, cfg.width, progress=progress)
+    cache = ImageCache([s.path for s in samples], cfg.height, cfg.width, progress=progress, resize=resize)
     labels = torch.tensor([s.pid for s in samples], dtype=torch.long)
     return TrainingSet(cache.images, labels, len(mapping), samples)
 
 
-def test_sets(cfg: DataConfig, validation: bool = False) -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
+def test_sets(cfg: DataConfig, validation: bool = False,
+              resize: str = "bilinear") -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
     """(query, gallery) datasets: the test split, or the held-out validation ids."""
     splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
     if validation:
         _, query, gallery = split_validation(splits.train, cfg.val_ids, seed=0)
     else:
         query, gallery = splits.query, splits.gallery
-    return (ReidTestDataset(query, cfg.height, cfg.width), ReidTestDataset(gallery, cfg.height, cfg.width), splits)
+    return (ReidTestDataset(query, cfg.height, cfg.width, resize=resize),
+            ReidTestDataset(gallery, cfg.height, cfg.width, resize=resize), splits)

@@ -30,6 +30,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "appearance_bn": "half_batches",
         "teacher_bn": "batch",
         "teacher_dropout": "after_first_sample",
+        "resize": "bicubic",
         "pad_mode": "edge",
         "erasing_aspect": "uniform",
     },
@@ -44,6 +45,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "appearance_bn": "whole_batch",
         "teacher_bn": "running",
         "teacher_dropout": "off",
+        "resize": "bilinear",
         "pad_mode": "zero",
         "erasing_aspect": "log_uniform",
     },
@@ -51,7 +53,7 @@ PROFILES: dict[str, dict[str, str]] = {
 
 TRAIN_KEYS = ("loss_sums", "code_recon", "prim_ramp", "lr_decay", "cycle_recon", "code1_gradient",
               "fine_real_on", "appearance_bn", "teacher_bn", "teacher_dropout")
-DATA_KEYS = ("pad_mode", "erasing_aspect")
+DATA_KEYS = ("resize", "pad_mode", "erasing_aspect")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Switches:
     appearance_bn: str  # half_batches: E_a runs on each half-batch apart (BN statistics) | whole_batch
     teacher_bn: str  # batch: the teacher's BN uses the generated half-batch's statistics | running
     teacher_dropout: str  # after_first_sample: teacher dropout on from iteration sample_every | off
+    resize: str  # bicubic | bilinear: interpolation when decoding the re-id training and test images
     pad_mode: str  # edge | zero: padding before the random crop
     erasing_aspect: str  # uniform | log_uniform: how random erasing draws the aspect ratio
 

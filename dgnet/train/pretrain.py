@@ -26,6 +26,7 @@ from dgnet.config import Config, config_to_dict, replace
 from dgnet.data.synth import write_synthetic
 from dgnet.train.data import load_training_set
 from dgnet.train.teacher import train_teacher
+from dgnet.train.fidelity import resolve
 
 
 def pretrain_config(cfg: Config, data_root: str | Path) -> Config:
@@ -50,7 +51,7 @@ def run_pretrain(cfg: Config, data_root: str | Path, weights_path: str | Path, m
                        images_per_camera=p.images_per_camera, seed=p.seed, style="P")
     write_synthetic(data_root, synth, overwrite=True)
     run_cfg = pretrain_config(cfg, data_root)
-    data = load_training_set(run_cfg.data, progress=progress)
+    data = load_training_set(run_cfg.data, progress=progress, resize=resolve(run_cfg).resize)
     began = time.perf_counter()
     with tracking.start_run(cfg.tracking, "pretrain", params=config_to_dict(run_cfg),
                             tags={"config": cfg.name}) as run, tempfile.TemporaryDirectory() as tmp:

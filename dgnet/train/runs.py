@@ -12,10 +12,9 @@ from pathlib import Path
 import torch
 
 from dgnet import io, tracking
-from dgnet.config import Config, ConfigError, config_to_dict
+from dgnet.config import Config, config_to_dict
 from dgnet.errors import UserError
-from dgnet.models import build_teacher
-from dgnet.train import checkpoint
+from dgnet.train import fidelity
 from dgnet.train.checkpoint import load_teacher
 from dgnet.train.data import load_training_set, test_sets
 from dgnet.train.loop import train_dgnet
@@ -28,7 +27,7 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
     from dgnet.eval import evaluate_model
 
     device = torch.device(cfg.runtime.device)
-    query, gallery, _ = test_sets(cfg.data, validation)
+    query, gallery, _ = test_sets(cfg.data, validation, resize=fidelity.resolve(cfg).resize)
     model.eval()
 
     @torch.no_grad()
@@ -44,7 +43,7 @@ def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, pr
     io.require_writable(ckpt_path, metrics_path)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    data = load_training_set(cfg.data, progress=progress)
+    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
     began = time.perf_counter()
     with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         model = train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
@@ -72,7 +71,7 @@ def run_dgnet(
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
-    data = load_training_set(cfg.data, progress=progress)
+    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
     teacher, teacher_classes = load_teacher(teacher_path, device)
     if teacher_classes != data.num_classes:
         raise UserError(
@@ -117,7 +116,7 @@ def run_offline(cfg: Config, generator_path: str | Path, teacher_path: str | Pat
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
-    data = load_training_set(cfg.data, progress=progress)
+    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
     teacher, _ = load_teacher(teacher_path, device)
     nets = load_generator(generator_path, device)
     rows = write_generated_set(nets, data.samples, cfg.data.height, cfg.data.width, generated_dir,
