@@ -61,6 +61,14 @@ def test_scorecard_pairs_each_seed_and_reads_replicates(tmp_path):
     assert "`dgnet_vs_baseline`" in md and "+6.50 ± 0.87 (3)" in md
 
 
+def test_a_seed_without_metrics_is_not_listed(tmp_path):
+    _write(tmp_path / "main", _metrics(50, 55, 45, 56, 52))
+    seeds = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "absent"})
+    card = claims.scorecard(seeds, "t")
+    assert card["seeds"] == [0]
+    assert all(c["ours"]["n_seeds"] <= 1 for c in card["claims"])
+
+
 def test_write_scorecard_adds_the_seed_table(tmp_path):
     _write(tmp_path / "main", _metrics(50, 55, 45, 56, 52))
     _write(tmp_path / "s1", _metrics(48, 54, 44, 55, 50))

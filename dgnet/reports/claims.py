@@ -218,7 +218,8 @@ def scorecard(seed_metrics: dict[int, dict], config: str) -> dict:
                 "seeds": [s for s, v in per_seed.items() if v is not None]}
         rows.append({"id": c.id, "claim": c.claim, "source": c.source, "paper": c.paper, "metric": c.metric,
                      "ours": ours, "verdict": verdict(values)})
-    return {"config": config, "seeds": sorted(seed_metrics), "rule": RULE, "claims": rows}
+    measured = sorted(seed for seed, m in seed_metrics.items() if m)  # a seed whose run is absent is not one
+    return {"config": config, "seeds": measured, "rule": RULE, "claims": rows}
 
 
 def _num(x: float | None) -> str:
