@@ -171,7 +171,9 @@ def test_ctrl_c_exits_130_with_one_line_naming_the_kept_checkpoint(micro_cfg, tm
     proc = subprocess.Popen([sys.executable, "-m", "dgnet.cli", "train", "--params", str(params), "--teacher",
                              str(teacher), "--out", str(out), "--figure", str(out / "s.png"), "--metrics",
                              str(out / "m.json"), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            # a shell that runs pytest in the background ignores SIGINT, and children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
