@@ -57,24 +57,18 @@ def _get(m: dict, *keys):
     return m
 
 
-def dgnet_vs_baseline(m: dict) -> float | None:
-    t3 = m.get("table3")
-    return None if not t3 else _map(t3["f_prim+f_fine"]) - _map(t3["baseline"])
+def _table3_difference(ours: str, other: str, score: Callable[[dict], float] = _map):
+    """A measurement: ``score(table3[ours]) - score(table3[other])`` for one seed's metrics."""
+    def measure(m: dict) -> float | None:
+        t3 = m.get("table3")
+        return None if not t3 else score(t3[ours]) - score(t3[other])
+    return measure
 
 
-def dgnet_vs_baseline_rank1(m: dict) -> float | None:
-    t3 = m.get("table3")
-    return None if not t3 else _rank1(t3["f_prim+f_fine"]) - _rank1(t3["baseline"])
-
-
-def prim_vs_baseline(m: dict) -> float | None:
-    t3 = m.get("table3")
-    return None if not t3 else _map(t3["f_prim"]) - _map(t3["baseline"])
-
-
-def combined_vs_prim(m: dict) -> float | None:
-    t3 = m.get("table3")
-    return None if not t3 else _map(t3["f_prim+f_fine"]) - _map(t3["f_prim"])
+dgnet_vs_baseline = _table3_difference("f_prim+f_fine", "baseline")
+dgnet_vs_baseline_rank1 = _table3_difference("f_prim+f_fine", "baseline", _rank1)
+prim_vs_baseline = _table3_difference("f_prim", "baseline")
+combined_vs_prim = _table3_difference("f_prim+f_fine", "f_prim")
 
 
 def e2e_vs_offline(m: dict) -> float | None:
