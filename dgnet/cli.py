@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from dgnet import __version__
-from dgnet.errors import user_message
+from dgnet.errors import run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,21 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Expected failures: one ``dgnet: error:`` line, exit 2;
     Ctrl-C: one ``dgnet: interrupted:`` line, exit 130; bugs keep their traceback."""
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt as err:
-        kept = str(err) or "every output is written atomically, so each file is complete or untouched"
-        print(f"dgnet: interrupted: {kept}", file=sys.stderr)
-        return 130
-    except Exception as err:
-        message = user_message(err)
-        if message is None:
-            raise
-        print(f"dgnet: error: {' '.join(message.split())}", file=sys.stderr)
-        return 2
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_guarded(lambda: args.func(args))
 
 if __name__ == "__main__":
     sys.exit(main())

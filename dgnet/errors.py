@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from typing import Callable
 
 # errno values that mean "the output cannot be written": bad input, not a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
@@ -44,3 +45,21 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
         return os_error_message(err)
     return None
+
+
+def run_guarded(main: Callable[[], int | None]) -> int:
+    """Call ``main()`` the way every entry point should: an expected failure prints one
+    ``dgnet: error:`` line and returns 2, Ctrl-C one ``dgnet: interrupted:`` line and 130;
+    a bug keeps its traceback."""
+    try:
+        return int(main() or 0)
+    except KeyboardInterrupt as err:
+        kept = str(err) or "every output is written atomically, so each file is complete or untouched"
+        print(f"dgnet: interrupted: {kept}", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"dgnet: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2

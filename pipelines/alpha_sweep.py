@@ -5,9 +5,11 @@ train.warm_iter); the main model (alpha = train.alpha) is evaluated by
 ``evaluate_dgnet`` and joins the curve in the ``report`` stage.
 """
 
+import sys
 from dgnet import io
 from dgnet.config import load_config, replace
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
+from dgnet.errors import run_guarded
 from dgnet.train.runs import run_dgnet
 
 
@@ -26,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -1,7 +1,9 @@
 """DVC stage ``beta_sweep``: Figure 8 (right), the test-time weight beta of f_fine, no retraining."""
 
+import sys
 from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
+from dgnet.errors import run_guarded
 from dgnet.eval.variants import beta_sweep
 
 
@@ -16,4 +18,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

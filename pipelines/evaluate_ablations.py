@@ -1,7 +1,9 @@
 """DVC stage ``evaluate_ablations``: re-id metrics of the w/o-feed and w/o-id models."""
 
+import sys
 from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
+from dgnet.errors import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_variants
 
 CHECKPOINTS = {"w/o feed": "models/dgnet_nofeed/last.pt", "w/o id": "models/dgnet_noid/last.pt"}
@@ -17,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

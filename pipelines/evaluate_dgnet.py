@@ -1,6 +1,8 @@
 """DVC stage ``evaluate_dgnet``: Table 3 (Baseline, f_prim, f_fine, f_prim + f_fine)."""
 
+import sys
 from dgnet.config import load_config
+from dgnet.errors import run_guarded
 from dgnet.eval.table3 import run_table3
 
 
@@ -11,4 +13,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -22,8 +22,8 @@ import argparse
 import logging
 import sys
 
-from dgnet.config import ConfigError, load_config
-from dgnet.errors import UserError
+from dgnet.config import load_config
+from dgnet.errors import run_guarded
 from dgnet.eval.generation import run_generation_eval
 
 
@@ -35,13 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="generation_eval: %(levelname)s: %(message)s")
-    try:
-        cfg = load_config(args.params)
-        metrics = run_generation_eval(cfg, inception_weights=args.inception_weights,
-                                      progress=not args.quiet and sys.stderr.isatty())
-    except (ConfigError, UserError) as err:
-        print(f"generation_eval: error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.params)
+    metrics = run_generation_eval(cfg, inception_weights=args.inception_weights,
+                                  progress=not args.quiet and sys.stderr.isatty())
+
     def num(x, digits: int) -> str:
         return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -54,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

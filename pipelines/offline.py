@@ -1,6 +1,8 @@
 """DVC stage ``offline``: generate offline with the w/o-feed generator, then train re-id separately."""
 
+import sys
 from dgnet.config import load_config
+from dgnet.errors import run_guarded
 from dgnet.train.runs import run_offline
 
 
@@ -10,4 +12,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -18,9 +18,9 @@ import argparse
 import sys
 
 from dgnet import io
-from dgnet.config import ConfigError, load_config
+from dgnet.config import load_config
 from dgnet.data.commands import prepare_data
-from dgnet.errors import UserError
+from dgnet.errors import run_guarded
 
 PREPARED_DIR = "data/prepared"
 EXAMPLES_PNG = "reports/figures/synth_examples.png"
@@ -31,12 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.params)
-        result = prepare_data(cfg.data, PREPARED_DIR, EXAMPLES_PNG, progress=sys.stderr.isatty())
-    except (ConfigError, UserError) as err:
-        print(f"prepare: error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.params)
+    result = prepare_data(cfg.data, PREPARED_DIR, EXAMPLES_PNG, progress=sys.stderr.isatty())
     for warning in result.pop("warnings"):
         print(f"prepare: warning: {warning}", file=sys.stderr)
     io.write_json(METRICS_JSON, result)
@@ -46,4 +42,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

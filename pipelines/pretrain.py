@@ -8,7 +8,9 @@ Writes ``data/pretrain`` (style P, ``pretrain.ids`` identities, seed
 at on the default); ``reports/metrics/pretrain.json`` has its size and time.
 """
 
+import sys
 from dgnet.config import load_config
+from dgnet.errors import run_guarded
 from dgnet.train.pretrain import run_pretrain
 
 
@@ -18,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dgnet import io
 from dgnet.config import load_config, replace
+from dgnet.errors import run_guarded
 from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, evaluate_variants
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -1,7 +1,10 @@
 """DVC stage ``report``: the remaining tables, Figure 8 and reports/README.md from the metrics files."""
 
+import sys
+
 from dgnet import tracking
 from dgnet.config import config_to_dict, load_config
+from dgnet.errors import run_guarded
 from dgnet.reports_index import build_reports
 
 
@@ -13,4 +16,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

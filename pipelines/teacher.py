@@ -5,8 +5,10 @@
 """
 
 import argparse
+import sys
 
 from dgnet.config import apply_overrides, load_config
+from dgnet.errors import run_guarded
 from dgnet.train.runs import run_teacher
 
 
@@ -20,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

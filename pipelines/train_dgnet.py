@@ -14,8 +14,10 @@ iterations (the training is seeded per iteration; the check is in
 """
 
 import argparse
+import sys
 
 from dgnet.config import apply_overrides, load_config, replace
+from dgnet.errors import run_guarded
 from dgnet.train.runs import run_dgnet
 
 
@@ -35,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -1,7 +1,9 @@
 """DVC stage ``transfer``: Table 9, direct transfer between two domains (default: synthetic style A <-> B)."""
 
+import sys
 from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
+from dgnet.errors import run_guarded
 from dgnet.eval.variants import direct_transfer
 
 
@@ -21,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

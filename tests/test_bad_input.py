@@ -282,3 +282,14 @@ def test_bugs_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(commands, "_train_teacher", buggy)
     with pytest.raises(ZeroDivisionError):
         main(["train-teacher"])
+
+
+@pytest.mark.parametrize("script", ["prepare.py", "teacher.py", "train_dgnet.py"])
+def test_a_pipeline_stage_exits_2_with_one_line(tmp_path, script):
+    """A DVC stage script on a bad params.yaml: the same one line as the CLI, not a traceback."""
+    (tmp_path / "params.yaml").write_text("train:\n  alhpa: 0.3\n")
+    done = subprocess.run([sys.executable, str(ROOT / "pipelines" / script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("dgnet: error: ") and "alhpa" in lines[0], lines[0]
