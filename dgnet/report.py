@@ -50,9 +50,13 @@ def percent_of(metrics: dict, key: str) -> float | str:
 
 def write_table(md_path: str | Path, csv_path: str | Path, title: str, cfg: Config,
                 measured: pd.DataFrame, quoted: pd.DataFrame | None = None,
-                quoted_title: str = "Quoted from the paper (not measured here)", note: str = "") -> None:
-    """Write a measured table (and, apart, the paper's quoted one) as Markdown and CSV."""
+                quoted_title: str = "Quoted from the paper (not measured here)", note: str = "",
+                over_seeds: pd.DataFrame | None = None) -> None:
+    """Write a measured table (and, apart, the paper's quoted one) as Markdown and CSV;
+    ``over_seeds``: the same rows as mean ± std over seeds (Markdown only)."""
     parts = [header(title, cfg, note), "## Measured here", "", measured.to_markdown(index=False), ""]
+    if over_seeds is not None:
+        parts += ["## Measured here, over seeds (mean ± std)", "", over_seeds.to_markdown(index=False), ""]
     if quoted is not None:
         parts += [f"## {quoted_title}", "", quoted.to_markdown(index=False), ""]
     io.write_text(md_path, "\n".join(parts))

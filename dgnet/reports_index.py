@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dgnet import io, paper  # noqa: E402
-from dgnet.reports import claims  # noqa: E402
+from dgnet.reports import claims, seeds  # noqa: E402
 from dgnet.config import Config  # noqa: E402
 from dgnet.report import data_description, header, percent, percent_of, write_table  # noqa: E402
 
@@ -37,7 +37,7 @@ def _row(label: str, m: dict) -> tuple:
 COLUMNS = ["Method", "Rank@1", "Rank@5", "Rank@10", "mAP", "mINP"]
 
 
-def tables_4_5(cfg: Config, table3: dict) -> None:
+def tables_4_5(cfg: Config, table3: dict, seed_metrics: dict[int, dict]) -> None:
     ours = pd.DataFrame([_row("DG-Net (ours, measured here)", table3["f_prim+f_fine"]),
                          _row("Baseline (ours, measured here)", table3["baseline"])], columns=COLUMNS)
     write_table(REPORTS / "table4_5.md", REPORTS / "table4_5.csv",
@@ -45,10 +45,13 @@ def tables_4_5(cfg: Config, table3: dict) -> None:
                 quoted=pd.concat([paper.TABLE4.assign(Table="4 (Market-1501 / DukeMTMC-reID)"),
                                   paper.TABLE5.assign(Table="5 (MSMT17)")], ignore_index=True),
                 note="Our rows are measured on the data set above, the paper's on the real data sets: "
-                     "compare them only when the data set is the same.")
+                     "compare them only when the data set is the same.",
+                over_seeds=seeds.reid_over_seeds(seed_metrics, [
+                    ("DG-Net (ours, measured here)", "table3", ("f_prim+f_fine",)),
+                    ("Baseline (ours, measured here)", "table3", ("baseline",))]))
 
 
-def offline_table(cfg: Config, table3: dict, offline: dict | None) -> None:
+def offline_table(cfg: Config, table3: dict, offline: dict | None, seed_metrics: dict[int, dict]) -> None:
     rows = [_row("End-to-end DG-Net (f_prim + f_fine)", table3["f_prim+f_fine"])]
     if offline is not None:
         rows.insert(0, _row("Offline-generated, trained separately (f_prim + f_fine)", offline["f_prim+f_fine"]))
@@ -56,10 +59,13 @@ def offline_table(cfg: Config, table3: dict, offline: dict | None) -> None:
                 "Offline generation vs end-to-end training", cfg, pd.DataFrame(rows, columns=COLUMNS),
                 quoted=paper.OFFLINE_VS_E2E,
                 note="Offline: the w/o-feed generator writes a generated set, then a fresh E_a trains on "
-                     "real + generated images with the teacher's soft labels (pipelines/offline.py).")
+                     "real + generated images with the teacher's soft labels (pipelines/offline.py).",
+                over_seeds=seeds.reid_over_seeds(seed_metrics, [
+                    ("Offline-generated, trained separately (f_prim + f_fine)", "offline", ("f_prim+f_fine",)),
+                    ("End-to-end DG-Net (f_prim + f_fine)", "table3", ("f_prim+f_fine",))]))
 
 
-def ablation_table(cfg: Config, table3: dict, ablations: dict | None) -> None:
+def ablation_table(cfg: Config, table3: dict, ablations: dict | None, seed_metrics: dict[int, dict]) -> None:
     rows = [_row("DG-Net (full)", table3["f_prim+f_fine"])]
     for name, metrics in (ablations or {}).items():
         rows.append(_row(f"DG-Net {name}", metrics["f_prim+f_fine"]))
@@ -69,8 +75,13 @@ def ablation_table(cfg: Config, table3: dict, ablations: dict | None) -> None:
                      "no identity loss on generated images at all. The paper reports these only as "
                      "generation quality (Table 2, Figure 4). In the reference design E_a is trained "
                      "only by identity losses (the appearance code enters G detached and L_id^c goes "
-                     "through a frozen copy of E_a), so with feeding off E_a sees exactly the same "
-                     "updates in both ablations: their re-id rows are expected to be identical.")
+                     "through a frozen copy of E_a), so with feeding off E_a gets the same losses "
+                     "in both ablations: their re-id rows are expected to differ only by the runs' random draws "
+                     "(w/o id cannot share the warm-up), i.e. by about the seed noise.",
+                over_seeds=seeds.reid_over_seeds(seed_metrics, [
+                    ("DG-Net (full)", "table3", ("f_prim+f_fine",)),
+                    ("DG-Net w/o feed", "ablations", ("w/o feed", "f_prim+f_fine")),
+                    ("DG-Net w/o id", "ablations", ("w/o id", "f_prim+f_fine"))]))
 
 
 def table9(cfg: Config, transfer: dict | None) -> None:
@@ -127,6 +138,7 @@ def figure8(cfg: Config, table3: dict, alpha: dict | None, beta: dict | None, ou
 
 
 INDEX = [
+    ("Every measured table over seeds (mean ± std)", "seeds.md"),
     ("Table 2: generation quality (FID, teacher-feature Fréchet distance, SSIM)", "table2.md"),
     ("Ground-truth disentanglement (new; synthetic data only)", "disentanglement.md"),
     ("Table 3: primary and fine-grained features", "table3.md"),
@@ -188,19 +200,27 @@ def build_reports(cfg: Config) -> None:
     table3 = _load("table3.json")
     if table3 is None:
         raise FileNotFoundError(f"{METRICS / 'table3.json'}: run the evaluate_dgnet stage first")
-    tables_4_5(cfg, table3)
-    offline_table(cfg, table3, _load("offline.json"))
-    ablation_table(cfg, table3, _load("ablations.json"))
+    seed_metrics = load_seed_metrics(cfg)
+    tables_4_5(cfg, table3, seed_metrics)
+    offline_table(cfg, table3, _load("offline.json"), seed_metrics)
+    ablation_table(cfg, table3, _load("ablations.json"), seed_metrics)
+    seeds.write_seeds_page(REPORTS / "seeds.md", header("Every measured table over seeds", cfg), seed_metrics,
+                           claims.SEED_ROWS, cfg.train.alpha)
     table9(cfg, _load("transfer.json"))
     table10(cfg)
     figure8(cfg, table3, _load("alpha_sweep.json"), _load("beta_sweep.json"), REPORTS / "figures/fig8_alpha_beta.png")
-    readme(cfg, table3, build_claims(cfg))
+    readme(cfg, table3, build_claims(cfg, seed_metrics))
 
 
-def build_claims(cfg: Config) -> dict:
-    """``reports/claims.md`` and ``reports/metrics/claims.json`` from the main seed and the replicates."""
+def load_seed_metrics(cfg: Config) -> dict[int, dict]:
+    """The metrics of the main seed (``reports/metrics``) and of each replicate (``reports/seeds/N``)."""
     replicates = {seed: REPORTS / "seeds" / str(seed) / "metrics" for seed in cfg.sweep.seeds if seed != cfg.train.seed}
-    seed_metrics = claims.load_seed_metrics(cfg.train.seed, METRICS, replicates)
+    return claims.load_seed_metrics(cfg.train.seed, METRICS, replicates)
+
+
+def build_claims(cfg: Config, seed_metrics: dict[int, dict] | None = None) -> dict:
+    """``reports/claims.md`` and ``reports/metrics/claims.json`` from the main seed and the replicates."""
+    seed_metrics = load_seed_metrics(cfg) if seed_metrics is None else seed_metrics
     card = claims.scorecard(seed_metrics, cfg.name)
     claims.write_scorecard(card, REPORTS / "claims.md", METRICS / "claims.json", seed_metrics)
     return card

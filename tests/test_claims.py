@@ -78,3 +78,25 @@ def test_write_scorecard_adds_the_seed_table(tmp_path):
     row = next(r for r in doc["seed_table"] if r["model"] == "Baseline (teacher)")
     assert row["mAP"] == "49.0 ± 1.4" and row["n_seeds"] == 2
     assert "The central models over seeds" in (tmp_path / "c.md").read_text()
+
+
+def test_every_table_over_seeds(tmp_path):
+    from dgnet.reports import seeds as over
+
+    _write(tmp_path / "main", _metrics(50, 55, 45, 56, 52))
+    _write(tmp_path / "s1", _metrics(48, 54, 44, 55, 50, dgnet_fd=20.0))
+    seed_metrics = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "s1", 2: tmp_path / "absent"})
+    reid = over.reid_over_seeds(seed_metrics, claims.SEED_ROWS).set_index("Method")
+    assert reid.loc["Baseline (teacher)", "mAP"] == "49.0 ± 1.4"
+    assert reid.loc["Baseline (teacher)", "Rank@1"] == "59.0 ± 1.4" and reid.loc["Baseline (teacher)", "seeds"] == 2
+    assert reid.loc["Baseline (teacher)", "mINP"] == "not measured"
+    generation = over.generation_over_seeds(seed_metrics).set_index("Method")
+    assert generation.loc["DG-Net", "Fréchet distance (teacher features)"] == "19.00 ± 1.41"
+    beta = over.beta_over_seeds(seed_metrics).set_index("beta")
+    assert beta.loc[0.5, "mAP"] == "55.5 ± 0.7"
+    alpha = over.alpha_over_seeds(seed_metrics, main_alpha=0.2).set_index("alpha")
+    assert list(alpha.index) == [0.2] and alpha.loc[0.2, "mAP"] == "55.5 ± 0.7"
+    over.write_seeds_page(tmp_path / "seeds.md", "# head\n", seed_metrics, claims.SEED_ROWS, 0.2)
+    page = (tmp_path / "seeds.md").read_text()
+    assert "Seeds: 0, 1." in page and "Figure 8 (left)" in page
+    assert over.mean_std([61.23]) == "61.2 (1 seed)" and over.mean_std([]) == "not measured"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from dgnet import io
+from dgnet.reports.seeds import lookup, mean_std
 
 CLOTHING = ("top_color", "bottom_color")
 CAMERA = ("camid",)
@@ -49,14 +50,6 @@ def _rank1(entry: dict) -> float:
     return 100 * float(entry["rank1"])
 
 
-def _get(m: dict, *keys):
-    for key in keys:
-        if not isinstance(m, dict) or key not in m:
-            return None
-        m = m[key]
-    return m
-
-
 def _table3_difference(ours: str, other: str, score: Callable[[dict], float] = _map):
     """A measurement: ``score(table3[ours]) - score(table3[other])`` for one seed's metrics."""
     def measure(m: dict) -> float | None:
@@ -78,7 +71,7 @@ def e2e_vs_offline(m: dict) -> float | None:
 
 def alpha_peak(m: dict) -> float | None:
     """mAP at the main alpha (0.2) minus the better of the swept alphas (0 and 0.5 on the default)."""
-    t3, sweep = m.get("table3"), _get(m, "alpha_sweep", "points")
+    t3, sweep = m.get("table3"), lookup(m, "alpha_sweep", "points")
     if not (t3 and sweep):
         return None
     return _map(t3["f_prim+f_fine"]) - max(_map(p) for p in sweep)
@@ -86,7 +79,7 @@ def alpha_peak(m: dict) -> float | None:
 
 def beta_gain(m: dict) -> float | None:
     """mAP at the main beta minus mAP at beta 0 (test time, same model)."""
-    points = _get(m, "beta_sweep", "points")
+    points = lookup(m, "beta_sweep", "points")
     t3 = m.get("table3")
     if not (points and t3):
         return None
@@ -99,7 +92,7 @@ def beta_gain(m: dict) -> float | None:
 
 def feed_realism(m: dict) -> float | None:
     """Fréchet distance (teacher features) of w/o feed minus that of DG-Net: positive = feeding more realistic."""
-    rows = _get(m, "generation", "table2")
+    rows = lookup(m, "generation", "table2")
     if not rows or "DG-Net w/o feed" not in rows:
         return None
     a, b = rows["DG-Net"].get("frechet_teacher"), rows["DG-Net w/o feed"].get("frechet_teacher")
@@ -107,7 +100,7 @@ def feed_realism(m: dict) -> float | None:
 
 
 def _follow(m: dict, model: str, attributes, which: str) -> float | None:
-    scores = _get(m, "generation", "disentanglement", "models", model, "scores")
+    scores = lookup(m, "generation", "disentanglement", "models", model, "scores")
     if not scores:
         return None
     values = [s[which] for s in scores if s["attribute"] in attributes and s.get(which) is not None]
@@ -133,7 +126,7 @@ def disentangle(m: dict) -> float | None:
 
 def transfer(m: dict) -> float | None:
     """Cross-domain mAP (train A, test B) of DG-Net minus the Baseline's."""
-    rows = _get(m, "transfer", "rows")
+    rows = lookup(m, "transfer", "rows")
     if not rows:
         return None
     cross = {r["method"]: _map(r) for r in rows if r["train"] != r["test"] and r["train"] == "A"}
@@ -262,22 +255,14 @@ SEED_ROWS = (  # (row, file, path inside it)
 )
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "not measured"
-    if len(values) == 1:
-        return f"{values[0]:.1f} (1 seed)"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def seed_table(seed_metrics: dict[int, dict]) -> list[dict]:
     """Rank@1 / mAP of the central models as mean ± std over seeds, with the per-seed values."""
     rows = []
     for name, file, path in SEED_ROWS:
-        entries = [_get(m, file, *path) for m in seed_metrics.values()]
+        entries = [lookup(m, file, *path) for m in seed_metrics.values()]
         entries = [e for e in entries if e]
         r1, ap = [_rank1(e) for e in entries], [_map(e) for e in entries]
-        rows.append({"model": name, "Rank@1": _mean_std(r1), "mAP": _mean_std(ap), "n_seeds": len(entries),
+        rows.append({"model": name, "Rank@1": mean_std(r1), "mAP": mean_std(ap), "n_seeds": len(entries),
                      "mAP per seed": ", ".join(f"{v:.1f}" for v in ap)})
     return rows
 
@@ -291,7 +276,7 @@ def follow_rates(seed_metrics: dict[int, dict]) -> dict[str, str]:
                                  "follows appearance source"),
                                 ("camera follows the structure source", CAMERA, "follows structure source")):
         values = [_follow(m, "DG-Net", attrs, which) for m in seed_metrics.values()]
-        out[label] = _mean_std([v for v in values if v is not None])
+        out[label] = mean_std([v for v in values if v is not None])
     return out
 
 
