@@ -1,0 +1,135 @@
+"""Validation mAP and reconstruction loss of a long DG-Net run, against the Baseline's validation mAP.
+
+    python benchmarks/training_curves.py [--config default] [--iterations 3000] [--every 150]
+                                         [--set KEY=VALUE ...] [--label NAME]
+
+Answers "would the CPU default reproduce with a longer schedule?". Trains the
+Baseline (teacher) once on the training identities minus the validation
+identities (``data.val_ids``), then DG-Net for ``--iterations`` with the
+default's schedule stretched to that length (warm-up, ramp and lr steps keep
+their fractions). Every ``--every`` iterations it scores E_a on the held-out
+validation identities (never the test set): f_prim alone (beta 0) and
+f_prim + beta f_fine (the config's beta), and records the last logged losses
+(self-reconstruction L1 ``img1`` among them). Writes
+``benchmarks/results/training_curves[_LABEL].json`` and a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dgnet import io  # noqa: E402
+from dgnet.config import apply_overrides, preset_config  # noqa: E402
+from dgnet.tracking import Run  # noqa: E402
+from dgnet.train.data import load_training_set, test_sets  # noqa: E402
+from dgnet.train import fidelity  # noqa: E402
+from dgnet.train.loop import train_dgnet  # noqa: E402
+from dgnet.train.runs import evaluate_teacher  # noqa: E402
+from dgnet.train.teacher import train_teacher  # noqa: E402
+from experiments.tuning import ValidationScorer, with_iterations  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class LossRecorder(Run):
+    """A tracking handle that keeps the logged losses instead of sending them anywhere."""
+
+    def __init__(self):
+        super().__init__(None, None)
+        self.last: dict[str, float] = {}
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.last = {k: float(v) for k, v in metrics.items() if k.startswith("loss/")}
+
+
+def plot(path: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = result["points"]
+    its = [p["iteration"] for p in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(its, [100 * p["mAP_prim"] for p in points], "o-", label="DG-Net f_prim")
+    left.plot(its, [100 * p["mAP_combined"] for p in points], "s-", label=f"DG-Net f_prim + {result['beta']:g} f_fine")
+    left.axhline(100 * result["baseline"]["mAP"], color="k", ls="--", label="Baseline (teacher)")
+    for name, at in (("warm-up ends", result["warm_iter"]), *(("lr step", s) for s in result["lr_steps"])):
+        left.axvline(at, color="grey", lw=0.8, ls=":")
+    left.set(xlabel="iteration", ylabel="validation mAP (%)", title="Re-id on validation identities")
+    left.legend(fontsize=8)
+    right.plot(its, [p["losses"].get("loss/img1", float("nan")) for p in points], "o-", label="self-recon L1 (img1)")
+    right.plot(its, [p["losses"].get("loss/img2", float("nan")) for p in points], "s-", label="same-id recon L1 (img2)")
+    right.set(xlabel="iteration", ylabel="L1 (normalised pixels)", title="Reconstruction")
+    right.legend(fontsize=8)
+    fig.suptitle(f"{result['config']}, seed {result['seed']}, {result['iterations']} iterations "
+                 f"({result['label']})", fontsize=9)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="default")
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--every", type=int, default=150, help="validation every N iterations")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config change")
+    parser.add_argument("--label", default="", help="suffix of the output files")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = with_iterations(apply_overrides(preset_config(args.config), args.set), args.iterations)
+    data = load_training_set(cfg.data, hold_out_validation=True, progress=False)
+    query, gallery, _ = test_sets(cfg.data, validation=True, resize=fidelity.resolve(cfg).resize)
+    beta = cfg.eval.beta
+    scorer = ValidationScorer(query, gallery, cfg.eval, torch.device(cfg.runtime.device), (0.0, beta))
+    suffix = f"_{args.label}" if args.label else ""
+    out = RESULTS / f"training_curves{suffix}.json"
+    result = {"config": cfg.name, "label": args.label or "default", "changes": args.set, "seed": cfg.train.seed,
+              "iterations": cfg.train.iterations, "warm_iter": cfg.train.warm_iter, "lr_steps": cfg.train.lr_steps,
+              "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
+              "points": []}
+    recorder = LossRecorder()
+    began = time.perf_counter()
+
+    def record(nets, iteration):
+        if iteration % args.every and iteration != cfg.train.iterations:
+            return
+        score = scorer.score(nets["appearance"])
+        point = {"iteration": iteration, "mAP_prim": score["mAP_by_beta"][0.0],
+                 "mAP_combined": score["mAP_by_beta"][beta], "losses": dict(recorder.last),
+                 "seconds": round(time.perf_counter() - began, 1)}
+        result["points"].append(point)
+        print(f"it {iteration:5d}: val mAP f_prim {100 * point['mAP_prim']:.1f}  combined "
+              f"{100 * point['mAP_combined']:.1f}  img1 {point['losses'].get('loss/img1', float('nan')):.3f}  "
+              f"({point['seconds']:.0f} s)", flush=True)
+        io.write_json(out, result)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
+                                Run(None, None), progress=False)
+        scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True)
+        result["baseline"] = {"mAP": float(scored["mAP"]), "rank1": float(scored["rank1"])}
+        print(f"Baseline (teacher) val mAP {100 * result['baseline']['mAP']:.1f}", flush=True)
+        train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, Path(tmp) / "dgnet", recorder,
+                    progress=False, iteration_hook=record)
+    io.write_json(out, result)
+    plot(out.with_suffix(".png"), result)
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
