@@ -712,7 +712,7 @@ def write_best_params(study: optuna.Study, path: str | Path) -> tuple[dict, Path
 
 def write_study_outputs(study: optuna.Study, reports_dir: str | Path, figures_dir: str | Path) -> StudyOutputs:
     """The best-params YAML and the figures of a study, from its storage alone."""
-    from dgnet.viz_tuning import tuning_figures
+    from dgnet.reports.tuning_figures import tuning_figures
 
     out = StudyOutputs(study.study_name, trial_counts(study))
     written = write_best_params(study, Path(reports_dir) / f"{study.study_name}_best_params.yaml")

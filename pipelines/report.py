@@ -5,7 +5,7 @@ import sys
 from dgnet import tracking
 from dgnet.config import config_to_dict, load_config
 from dgnet.errors import run_guarded
-from dgnet.reports_index import build_reports
+from dgnet.reports.build import build_reports
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from dgnet.eval import (
     multi_query_features,
     re_rank,
 )
-from dgnet.viz import rank_list_figure
+from dgnet.reports.rank_list import rank_list_figure
 
 
 class ListDataset(torch.utils.data.Dataset):

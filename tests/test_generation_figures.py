@@ -19,7 +19,7 @@ from dgnet.data.transforms import normalize
 from dgnet.eval import generation
 from dgnet.models import build_dgnet, build_teacher
 from dgnet.train import checkpoint
-from dgnet import figures
+from dgnet.reports import generation_figures as figures
 
 ROOT = Path(__file__).resolve().parent.parent
 

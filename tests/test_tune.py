@@ -323,7 +323,7 @@ def test_schedule_study_writes_importances(micro_cfg, tmp_path):
 
 
 def test_figures_are_skipped_with_a_note_when_the_study_is_too_small(tmp_path):
-    from dgnet.viz_tuning import tuning_figures
+    from dgnet.reports.tuning_figures import tuning_figures
 
     study = optuna.create_study(direction="maximize")
     files, notes = tuning_figures(study, tmp_path / "t", list(tuning.SCHEDULE_RANGES))

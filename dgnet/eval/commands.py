@@ -107,7 +107,7 @@ def _domain_doc(layout: str, root: Path, splits, out: dict) -> dict:
 def _rank_list(out: dict, splits, path: Path) -> dict:
     """Rank-list figure of a few evenly spaced queries; returns its JSON entry."""
     from dgnet.eval import top_k_matches
-    from dgnet.viz import rank_list_figure
+    from dgnet.reports.rank_list import rank_list_figure
 
     name = "f_prim+f_fine" if "f_prim+f_fine" in out["features"] else next(iter(out["features"]))
     feats = out["features"][name]

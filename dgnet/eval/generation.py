@@ -374,7 +374,7 @@ def draw_figures(nets_by_name: dict[str, dict[str, nn.Module]], absent: Sequence
     The first entry of ``nets_by_name`` is the full model; ``absent`` names
     the ablations without a checkpoint (said in Figure 4's title).
     """
-    from dgnet import figures
+    from dgnet.reports import generation_figures as figures
     from dgnet.data.dataset import ImageCache
 
     fig_dir = Path(fig_dir)
@@ -454,7 +454,7 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
     from dgnet.errors import UserError
     from dgnet.eval import disentangle, fid, ssim
     from dgnet.io import CheckpointError
-    from dgnet.report import write_table
+    from dgnet.reports.tables import write_table
     from dgnet.train.checkpoint import load_teacher
 
     began = time.perf_counter()

@@ -17,10 +17,10 @@ from dgnet import io, tracking
 from dgnet.config import Config, config_to_dict
 from dgnet.eval import evaluate_model, top_k_matches
 from dgnet.models import load_embedder
-from dgnet.paper import TABLE3 as PAPER_TABLE3
-from dgnet.report import percent, percent_of, write_table
+from dgnet.reports.paper import TABLE3 as PAPER_TABLE3
+from dgnet.reports.tables import percent, percent_of, write_table
 from dgnet.train.data import test_sets
-from dgnet.viz import rank_list_figure
+from dgnet.reports.rank_list import rank_list_figure
 from dgnet.train import fidelity
 
 ROWS = {"f_prim": "f_prim", "f_fine": "f_fine", "f_prim+f_fine": "f_prim + f_fine"}

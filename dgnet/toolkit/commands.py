@@ -52,7 +52,7 @@ def _search_results(query_paths, gallery_paths, ranked, scores) -> list[dict]:
 
 def _search(args) -> int:
     from dgnet.toolkit.folder import embed_images, load_features, nearest, query_files
-    from dgnet.viz import rank_list_figure
+    from dgnet.reports.rank_list import rank_list_figure
 
     if args.top < 1:
         raise UserError(f"--top: expected a number >= 1, got {args.top}")

@@ -15,10 +15,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dgnet import io, paper  # noqa: E402
-from dgnet.reports import claims, seeds  # noqa: E402
+from dgnet import io  # noqa: E402
 from dgnet.config import Config  # noqa: E402
-from dgnet.report import data_description, header, percent, percent_of, write_table  # noqa: E402
+from dgnet.reports import claims, paper, seeds  # noqa: E402
+from dgnet.reports.tables import data_description, header, percent, percent_of, write_table  # noqa: E402
 
 REPORTS = Path("reports")
 METRICS = REPORTS / "metrics"

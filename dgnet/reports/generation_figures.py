@@ -1,7 +1,7 @@
 """The paper's generation figures, drawn from a trained DG-Net (PNG, written atomically).
 
     from dgnet.eval.generation import load_generator
-    from dgnet import figures
+    from dgnet.reports import generation_figures as figures
     nets = load_generator("models/dgnet/last.pt", "cpu")
     figures.swap_grid(nets, x, x, "reports/figures/fig1_swap_grid.png")              # Figure 1 / 6
     figures.appearance_interpolation(nets, x[:3], x[3:6], "reports/figures/fig5.png")  # Figure 5
