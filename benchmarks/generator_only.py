@@ -66,7 +66,7 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        window.append(float(loss))
+        window.append(loss.item())
         if (it + 1) % 50 == 0 or it + 1 == args.iterations:
             curve.append({"iteration": it + 1, "img1": sum(window) / len(window)})
             window = []
