@@ -215,6 +215,8 @@ def test_prepare_data_synthetic_writes_both_domains(tmp_path):
 def test_prepare_pipeline_main(tmp_path, monkeypatch):
     import importlib.util
 
+    from dgnet.errors import run_guarded
+
     spec = importlib.util.spec_from_file_location(
         "prepare_stage", Path(__file__).resolve().parent.parent / "pipelines" / "prepare.py")
     stage = importlib.util.module_from_spec(spec)
@@ -232,4 +234,4 @@ def test_prepare_pipeline_main(tmp_path, monkeypatch):
     assert Path("data/prepared/synth_b/attributes.csv").is_file()
     # a real layout with a broken root: one error line, non-zero exit
     Path("params.yaml").write_text(yaml.safe_dump({"data": {"layout": "duke", "root": "missing"}}))
-    assert stage.main([]) == 2
+    assert run_guarded(lambda: stage.main([])) == 2
