@@ -84,12 +84,18 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(folder).glob("*.json"))}
 
 
-def write_summary(metrics_dir: str | Path, summary_dir: str | Path, timings_path: str | Path,
-                  alpha: float) -> dict[str, dict[str, float]]:
-    """Write one file per accuracy row into ``summary_dir`` (replacing what was there) and the timings."""
+def write_timings(metrics_dir: str | Path, timings_path: str | Path) -> dict[str, float]:
+    """Every stage's seconds into one flat file."""
     files = load_metrics(metrics_dir)
     files.pop("timings", None)
-    rows = accuracy_rows(files, alpha)
+    out = timings(files)
+    io.write_json(timings_path, out)
+    return out
+
+
+def write_summary(metrics_dir: str | Path, summary_dir: str | Path, alpha: float) -> dict[str, dict[str, float]]:
+    """Write one file per accuracy row into ``summary_dir`` (replacing what was there)."""
+    rows = accuracy_rows(load_metrics(metrics_dir), alpha)
     summary_dir = Path(summary_dir)
     summary_dir.mkdir(parents=True, exist_ok=True)
     for old in summary_dir.glob("*.json"):
@@ -97,5 +103,4 @@ def write_summary(metrics_dir: str | Path, summary_dir: str | Path, timings_path
             old.unlink()
     for name, row in rows.items():
         io.write_json(summary_dir / f"{name}.json", row)
-    io.write_json(timings_path, timings(files))
     return rows

@@ -27,7 +27,8 @@ def test_every_table_becomes_named_rows_and_timings_are_apart(tmp_path):
     (tmp_path / "summary").mkdir()
     (tmp_path / "summary" / "stale.json").write_text("{}")
 
-    rows = summary.write_summary(metrics, tmp_path / "summary", tmp_path / "timings.json", alpha=0.2)
+    rows = summary.write_summary(metrics, tmp_path / "summary", alpha=0.2)
+    summary.write_timings(metrics, tmp_path / "timings.json")
     assert rows["table3.f_prim_f_fine"] == {"mAP": 0.7, "rank1": 0.6}
     assert rows["figure8.alpha_0.2"]["mAP"] == 0.7  # the main model is the curve's point at train.alpha
     assert rows["figure8.alpha_0.5"] == {"mAP": 0.4, "rank1": 0.5}
