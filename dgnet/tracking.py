@@ -348,10 +348,10 @@ def start_run(
     check_server(cfg.uri)
     mlflow.set_tracking_uri(cfg.uri)
     all_tags = _run_tags(run_name, params, tags)
-    client = mlflow.MlflowClient()
     parent = None
     with store_lock(cfg.uri):
         experiment = mlflow.set_experiment(cfg.experiment)
+        client = mlflow.MlflowClient()  # opening a store migrates its schema: under the lock
         invocation = None if nested else dvc_invocation()
         if invocation is not None:
             parent = _parent_run(client, experiment.experiment_id, invocation, all_tags)

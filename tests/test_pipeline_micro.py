@@ -152,9 +152,11 @@ def test_forced_retraining_of_the_teacher_gives_the_same_bytes_and_reruns_nothin
 @pytest.mark.slow
 def test_models_push_to_a_remote_and_a_fresh_clone_pulls_them_and_reruns_nothing(micro_repo, tmp_path):
     repo, env = micro_repo
+    _run(["dvc", "repro"], repo, env)  # the timings of the forced retraining above
     remote = tmp_path / "remote"
     _run(["dvc", "remote", "add", "-f", "-d", "storage", str(remote)], repo, env)
-    _run(["git", "commit", "-qam", "remote"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "remote"], repo, env)
     _run(["dvc", "push"], repo, env)
     assert any(remote.rglob("*")) and (repo / "models" / "teacher.pt").is_file()
 
