@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from io import BytesIO
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -104,22 +105,28 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """``torch.save`` through a temporary file and an atomic rename.
+def checkpoint_bytes(state: dict) -> bytes:
+    """``torch.save`` of ``state`` into memory: the same state gives the same bytes.
 
-    The file is written through a Python file object, so a full disk is the
-    ``OSError(ENOSPC)`` behind torch's ``inline_container.cc`` error; it is
-    raised as such (and :func:`atomic_path` turns it into one clear line).
+    Saving to a buffer fixes the zip's record prefix (``archive/``) whatever
+    the file is called, so a checkpoint's hash depends on its content only
+    (DVC then sees an unchanged output and reruns nothing downstream).
     """
+    buffer = BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """A byte-deterministic ``torch.save`` through a temporary file and an atomic rename.
+
+    A full disk is the ``OSError(ENOSPC)`` of the write; :func:`atomic_path`
+    turns it into one clear line and keeps the previous file.
+    """
+    data = checkpoint_bytes(state)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            try:
-                torch.save(state, fh)
-            except RuntimeError as err:
-                cause = err.__context__
-                if isinstance(cause, OSError):
-                    raise cause from None
-                raise
+            fh.write(data)
 
 
 def require_writable(*paths: str | Path) -> None:

@@ -4,9 +4,15 @@
         run.log_metrics({"loss": 1.2}, step=10)
         run.log_image("reports/figures/samples.png")
 
-Every run is tagged with the git commit, the DVC stage (when run by DVC, or
-the name given) and the configuration name, so ``mlflow ui`` compares stages
-and ablations side by side. ``uri: none`` turns tracking off (a no-op run).
+Every run is tagged with the git commit and whether the tracked code (not
+the pipeline's outputs) was dirty, the DVC stage (when run by DVC, or the name
+given) and the configuration name, so ``mlflow ui`` compares stages and
+ablations side by side. ``uri: none`` turns tracking off (a no-op run).
+
+Under ``dvc repro`` (or ``dvc exp run``) every stage's run is a child of one
+parent run per invocation, named after the DVC experiment when there is one;
+the parent's status follows its children. A run stopped by Ctrl-C or SIGTERM
+ends KILLED, one stopped by an error FAILED, never left RUNNING.
 
 Several processes may open runs on one fresh SQLite store at once (``dgnet
 tune`` workers): the store is created under an exclusive ``flock`` on the
@@ -17,11 +23,16 @@ tracking server that does not answer is one clear error, not minutes of retries.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import math
 import os
 import re
+import signal
+import socket
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -29,27 +40,43 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dgnet.config import TrackingConfig, flatten
-from dgnet.errors import UserError
+from dgnet.errors import Interrupted, UserError
 
 log = logging.getLogger(__name__)
+PARENT_TAG = "dvc_invocation"
+
+
+# What a repro rewrites or an experiment sets: not "dirty code"
+NOT_CODE = ("reports", "dvc.lock", "params.yaml")
+
+
+def git_state(cwd: str | Path = ".") -> tuple[str, bool | None]:
+    """``(commit, dirty)``: HEAD's full hash and whether tracked files other than outputs changed.
+
+    ``("unknown", None)`` outside a git work tree.
+    """
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        excludes = [f":(exclude,top){p}" for p in NOT_CODE]
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *excludes],
+                                 cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        return commit, bool(changed)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", None
 
 
 def git_commit(cwd: str | Path = ".") -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The short commit, ``-dirty`` when tracked code (not the outputs) changed."""
+    commit, dirty = git_state(cwd)
+    return commit if commit == "unknown" else commit[:7] + ("-dirty" if dirty else "")
 
 
 def _metric_name(name: str) -> str:
-    """MLflow allows only alphanumerics and ``_ - . / : `` and spaces in metric names."""
-    return re.sub(r"[^0-9A-Za-z_\-./: ]", "_", name)
+    """Readable MLflow names: each ``/``-separated part keeps letters, digits and ``_ - . :``
+    (``"f_prim+f_fine/mAP"`` -> ``"f_prim_f_fine/mAP"``, ``"Baseline (teacher)"`` -> ``"Baseline_teacher"``)."""
+    parts = [re.sub(r"[^0-9A-Za-z_\-.:]+", "_", part).strip("_") or "_" for part in name.split("/")]
+    return "/".join(parts)
 
 
 class Run:
@@ -86,6 +113,107 @@ class Run:
     def set_tags(self, tags: dict[str, str]) -> None:
         if self._mlflow is not None:
             self._mlflow.set_tags(tags)
+
+    # ------------------------------------------------ links between runs, by the model file they share
+
+    def tag_model(self, path: str | Path) -> None:
+        """Mark this run as the one that trained ``path`` (its content hash links evaluations to it)."""
+        if self._mlflow is not None:
+            self.set_tags({"model_path": str(path), "model_md5": file_md5(path)})
+
+    def _model_run(self, path: str | Path) -> str | None:
+        client = self._mlflow.MlflowClient()
+        experiment = client.get_run(self.run_id).info.experiment_id
+        found = client.search_runs([experiment], filter_string=f"tags.model_md5 = '{file_md5(path)}'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        return found[0].info.run_id if found else None
+
+    def log_to_model_run(self, path: str | Path, metrics: dict[str, float]) -> None:
+        """Log ``metrics`` in the run that trained ``path`` too (so it compares on accuracy)."""
+        if self._mlflow is None or not Path(path).is_file():
+            return
+        trained_by = self._model_run(path)
+        if trained_by is None or trained_by == self.run_id:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(_metric_name(k), float(v), now, 0) for k, v in metrics.items()
+                 if v is not None and math.isfinite(float(v))]
+        client = self._mlflow.MlflowClient()
+        client.log_batch(trained_by, metrics=batch)
+        client.set_tag(trained_by, "evaluated_by_run_id", self.run_id)
+
+    def continue_from(self, path: str | Path) -> None:
+        """This run continues the checkpoint ``path``: copy its training run's curves and link it."""
+        if self._mlflow is None or not Path(path).is_file():
+            return
+        source = self._model_run(path)
+        if source is None:
+            return
+        client = self._mlflow.MlflowClient()
+        batch = [m for key in client.get_run(source).data.metrics
+                 for m in client.get_metric_history(source, key) if m.step and key != "train_seconds"]
+        for i in range(0, len(batch), 1000):  # MLflow caps a batch at 1000 metrics
+            client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+        self.set_tags({"warm_start_run_id": source, "warm_start_checkpoint": str(path)})
+
+    def log_reid_model(self, checkpoint: str | Path, beta: float, registered_name: str) -> None:
+        """Log the checkpoint's test-time re-id network as an MLflow model and register it.
+
+        Input: float32 images ``(batch, 3, H, W)`` in ``[0, 1]``; output: the test feature
+        (see :mod:`dgnet.toolkit.export`).
+        """
+        if self._mlflow is None:
+            return
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        from dgnet.toolkit.export import FeatureNetwork, example_images, load_inference_network
+
+        net = FeatureNetwork(load_inference_network(checkpoint, beta))
+        example = example_images(net.inference, batch=2).numpy()
+        with torch.no_grad():
+            output = net(torch.from_numpy(example)).numpy()
+        mlflow.pytorch.log_model(net, name="reid_model", signature=infer_signature(example, output),
+                                 input_example=example, registered_model_name=registered_name,
+                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+
+
+def file_md5(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Recorder:
+    """A :class:`Run` that also keeps every metric logged with a step (the training curves for ``dvc plots``)."""
+
+    def __init__(self, run: Run):
+        self._run = run
+        self.run_id = run.run_id
+        self.history: dict[int, dict[str, float]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._run, name)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._run.log_metrics(metrics, step=step)
+        if step is not None:
+            self.history.setdefault(step, {}).update(
+                {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
+
+    def curve_csv(self) -> str:
+        """``step,loss_total,...`` (``/`` in names becomes ``_``), one line per logged step."""
+        names = sorted({k for row in self.history.values() for k in row})
+        lines = [",".join(["step"] + [n.replace("/", "_") for n in names])]
+        for step in sorted(self.history):
+            row = self.history[step]
+            lines.append(",".join([str(step)] + [repr(row[n]) if n in row else "" for n in names]))
+        return "\n".join(lines) + "\n"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -127,6 +255,78 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
                         f"or set tracking.uri to sqlite:///mlflow.db or none") from None
 
 
+class Terminated(Interrupted):
+    """SIGTERM during a run: ends it KILLED, as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated("stopped by SIGTERM")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a run is open (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def dvc_invocation() -> tuple[str, str] | None:
+    """``(key, name)`` of the ``dvc repro`` / ``dvc exp run`` process running this stage, None outside DVC.
+
+    The key (host, pid and start time of the dvc process) is the same for every
+    stage of one invocation and differs between invocations.
+    """
+    if "DVC_STAGE" not in os.environ:
+        return None
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if any(Path(a).name == "dvc" for a in args[:2]) or args[1:3] == ["-m", "dvc"]:
+            started = stat.rsplit(")", 1)[1].split()[19]
+            command = " ".join(a for a in args if Path(a).name not in ("dvc",) and not a.startswith("/"))[:60]
+            exp = os.environ.get("DVC_EXP_NAME")
+            name = f"dvc exp {exp}" if exp else f"dvc {command} {time.strftime('%Y-%m-%d %H:%M')}"
+            return f"{socket.gethostname()}:{pid}:{started}", name
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # its parent
+        if pid <= 1:
+            return None
+    return None
+
+
+def _parent_run(client: Any, experiment_id: str, invocation: tuple[str, str], tags: dict[str, str]) -> str:
+    """The parent run of this DVC invocation (created by its first stage)."""
+    key, name = invocation
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    exp = os.environ.get("DVC_EXP_NAME")
+    parent_tags = {PARENT_TAG: key, **{k: tags[k] for k in ("git_commit", "git_dirty", "config") if k in tags}}
+    if exp:
+        parent_tags["dvc_experiment"] = exp
+    return client.create_run(experiment_id, run_name=name, tags=parent_tags).info.run_id
+
+
+def _run_tags(run_name: str, params: dict[str, Any] | None, tags: dict[str, str] | None) -> dict[str, str]:
+    commit, dirty = git_state()
+    out = {"git_commit": commit, "git_dirty": "unknown" if dirty is None else str(dirty).lower(),
+           "stage": os.environ.get("DVC_STAGE", run_name)}
+    if commit != "unknown":
+        out["mlflow.source.git.commit"] = commit
+    if params and "name" in params:
+        out["config"] = str(params["name"])
+    return {**out, **(tags or {})}
+
+
 @contextmanager
 def start_run(
     cfg: TrackingConfig,
@@ -135,7 +335,10 @@ def start_run(
     tags: dict[str, str] | None = None,
     nested: bool = False,
 ) -> Iterator[Run]:
-    """Open an MLflow run in ``cfg.experiment`` at ``cfg.uri``; close it (FAILED on error)."""
+    """Open an MLflow run in ``cfg.experiment`` at ``cfg.uri``; close it FINISHED, FAILED or KILLED.
+
+    Under DVC the run is a child of the invocation's parent run (see :func:`dvc_invocation`).
+    """
     if cfg.uri.lower() == "none":
         yield Run(None, None)
         return
@@ -144,15 +347,31 @@ def start_run(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_server(cfg.uri)
     mlflow.set_tracking_uri(cfg.uri)
+    all_tags = _run_tags(run_name, params, tags)
+    parent = None
     with store_lock(cfg.uri):
-        mlflow.set_experiment(cfg.experiment)
-    all_tags = {
-        "git_commit": git_commit(),
-        "stage": os.environ.get("DVC_STAGE", run_name),
-        **(tags or {}),
-    }
-    with mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags) as active:
-        run = Run(mlflow, active.info.run_id)
-        if params:
-            run.log_params(params)
-        yield run
+        experiment = mlflow.set_experiment(cfg.experiment)
+        client = mlflow.MlflowClient()  # opening a store migrates its schema: under the lock
+        invocation = None if nested else dvc_invocation()
+        if invocation is not None:
+            parent = _parent_run(client, experiment.experiment_id, invocation, all_tags)
+            client.update_run(parent, status="RUNNING")
+            all_tags["mlflow.parentRunId"] = parent
+    status = "FINISHED"
+    with _sigterm_as_interrupt():
+        active = mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags)
+        try:
+            run = Run(mlflow, active.info.run_id)
+            if params:
+                run.log_params(params)
+            yield run
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            mlflow.end_run(status)
+            if parent is not None:
+                client.set_terminated(parent, status)

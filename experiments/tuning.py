@@ -539,6 +539,8 @@ class Objective:
         with tracking.start_run(self.cfg.tracking, f"{s.study_name}/trial-{trial.number}",
                                 params=config_to_dict(trial_cfg), tags=tags, nested=True) as run:
             run.log_params({"optuna": {"trial": trial.number, **params}})
+            if run.run_id is not None:  # the link back: trial -> MLflow run (the run has optuna.trial)
+                trial.set_user_attr("mlflow_run_id", run.run_id)
             reporter = ValidationReporter(trial, self.scorer.score, self.every, trial_cfg.train.iterations, run)
             try:
                 train_dgnet(trial_cfg, self.data.images, self.data.labels, self.data.num_classes, self.teacher,

@@ -1,30 +1,53 @@
-"""DVC stage ``alpha_sweep``: Figure 8 (left), one DG-Net training per alpha = lambda_fine / lambda_prim.
+"""DVC stages ``alpha_sweep`` and ``evaluate_alpha_sweep``: Figure 8 (left), one DG-Net training per alpha.
 
-Each run continues the shared warm-up checkpoint (alpha only acts after
-train.warm_iter); the main model (alpha = train.alpha) is evaluated by
-``evaluate_dgnet`` and joins the curve in the ``report`` stage.
+    python pipelines/alpha_sweep.py              # models/alpha_sweep/dgnet_alpha_A/ for each sweep.alphas
+    python pipelines/alpha_sweep.py --evaluate   # reports/metrics/alpha_sweep.json
+
+alpha = lambda_fine / lambda_prim. Each run continues the shared warm-up
+checkpoint (alpha only acts after train.warm_iter); the main model (alpha =
+train.alpha) is evaluated by ``evaluate_dgnet`` and joins the curve in the
+``report`` stage.
 """
 
+import argparse
 import sys
-from dgnet import io
-from dgnet.config import load_config, replace
-from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
+
+from dgnet import io, tracking
+from dgnet.config import config_to_dict, load_config, replace
 from dgnet.errors import run_guarded
-from dgnet.train.runs import run_dgnet
+from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
+from dgnet.train.runs import run_dgnet, test_metrics
+
+
+def folder(alpha: float) -> str:
+    return f"models/alpha_sweep/dgnet_alpha_{alpha:g}"
+
+
+def train(cfg) -> None:
+    for alpha in cfg.sweep.alphas:
+        name, out = f"dgnet_alpha_{alpha:g}", folder(alpha)
+        variant = replace(cfg, **{"train.alpha": float(alpha)})
+        run_dgnet(variant, "models/teacher.pt", out, f"{out}/samples.png", f"{out}/train.json",
+                  run_name=name, init_from="models/dgnet_warm/last.pt")
+
+
+def evaluate(cfg) -> None:
+    points = []
+    with tracking.start_run(cfg.tracking, "evaluate_alpha_sweep", params=config_to_dict(cfg)) as run:
+        for alpha in cfg.sweep.alphas:
+            metrics = evaluate_on(cfg, f"{folder(alpha)}/last.pt")
+            run.log_to_model_run(f"{folder(alpha)}/last.pt", test_metrics(metrics))
+            main = metrics[MAIN_FEATURE]
+            points.append({"alpha": float(alpha), "rank1": main["rank1"], "mAP": main["mAP"]})
+    io.write_json("reports/metrics/alpha_sweep.json", {"points": points})
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evaluate", action="store_true", help="evaluate the sweep's models")
+    args = parser.parse_args()
     cfg = load_config("params.yaml")
-    points = []
-    for alpha in cfg.sweep.alphas:
-        name = f"dgnet_alpha_{alpha:g}"
-        variant = replace(cfg, **{"train.alpha": float(alpha)})
-        run_dgnet(variant, "models/teacher.pt", f"models/alpha_sweep/{name}",
-                  f"models/alpha_sweep/{name}/samples.png", f"models/alpha_sweep/{name}/train.json",
-                  run_name=name, init_from="models/dgnet_warm/last.pt")
-        metrics = evaluate_on(variant, f"models/alpha_sweep/{name}/last.pt")[MAIN_FEATURE]
-        points.append({"alpha": float(alpha), "rank1": metrics["rank1"], "mAP": metrics["mAP"]})
-    io.write_json("reports/metrics/alpha_sweep.json", {"points": points})
+    evaluate(cfg) if args.evaluate else train(cfg)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""DVC stage ``replicate@SEED``: the central comparisons again, with another seed.
+"""DVC stages ``replicate_train@SEED`` and ``replicate@SEED``: the central comparisons again, with another seed.
 
-    python pipelines/replicate.py --seed 1
+    python pipelines/replicate.py --seed 1 --train     # the models, under models/seeds/1/
+    python pipelines/replicate.py --seed 1             # their evaluation, under reports/seeds/1/
 
 The main stages (``teacher``, ``train_*``, ``offline``, ``generation_eval``...)
 run with ``train.seed`` / ``teacher.seed``; this stage reruns the models the
@@ -9,51 +10,50 @@ claims scorecard compares (Baseline, DG-Net, w/o feed, offline) with
 evaluates them the same way. Except "w/o id": it is the one ablation that
 cannot share the warm-up (it differs from iteration 0), the most expensive
 training of the set, so on a 2-core CPU it runs for ``train.seed`` only and
-its claim has one seed. Everything goes under ``models/seeds/SEED/`` and
+its claim has one seed. The models (and their training logs and samples) go
+under ``models/seeds/SEED/``, the generated sets under
+``data/generated/seeds/SEED/`` and the evaluation under
 ``reports/seeds/SEED/``; the numbers the scorecard reads are in
-``reports/seeds/SEED/metrics/``.
+``reports/seeds/SEED/metrics/``. Training and evaluation are separate stages,
+so a test-time key (``eval.*``) reruns the evaluation only.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from dgnet import io
-from dgnet.config import load_config, replace
+from dgnet.config import Config, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, evaluate_variants
-from dgnet.train.runs import run_dgnet, run_offline, run_teacher
+from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args()
-    progress = not args.quiet
-    base = load_config("params.yaml")
-    cfg = replace(base, **{"teacher.seed": args.seed, "train.seed": args.seed})
-    models, reports = Path(f"models/seeds/{args.seed}"), Path(f"reports/seeds/{args.seed}")
-    metrics, figures = reports / "metrics", reports / "figures"
-    teacher = models / "teacher.pt"
-    tag = f"seed{args.seed}"
-
-    run_teacher(cfg, teacher, metrics / "teacher.json", progress, run_name=f"{tag}/teacher")
+def train(cfg: Config, seed: int, progress: bool) -> None:
+    models = Path(f"models/seeds/{seed}")
+    logs, teacher, tag = models / "train", models / "teacher.pt", f"seed{seed}"
+    train_teacher_run(cfg, teacher, logs / "train_teacher.json", progress, run_name=f"{tag}/teacher")
     warm = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
-    run_dgnet(warm, teacher, models / "dgnet_warm", figures / "samples_dgnet_warm.png",
-              metrics / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
+    run_dgnet(warm, teacher, models / "dgnet_warm", logs / "samples_dgnet_warm.png",
+              logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
     warm_ckpt = models / "dgnet_warm" / "last.pt"
-    variants = {
-        "dgnet": (cfg, warm_ckpt),
-        "dgnet_nofeed": (replace(cfg, **{"train.feed_generated": False}), warm_ckpt),
-    }
-    for name, (variant_cfg, init_from) in variants.items():
-        run_dgnet(variant_cfg, teacher, models / name, figures / f"samples_{name}.png",
-                  metrics / f"train_{name}.json", progress=progress, run_name=f"{tag}/{name}", init_from=init_from)
+    variants = {"dgnet": cfg, "dgnet_nofeed": replace(cfg, **{"train.feed_generated": False})}
+    for name, variant_cfg in variants.items():
+        run_dgnet(variant_cfg, teacher, models / name, logs / f"samples_{name}.png",
+                  logs / f"train_{name}.json", progress=progress, run_name=f"{tag}/{name}", init_from=warm_ckpt)
+    train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
+                      models / "offline_reid.pt", logs / "train_offline.json", progress, run_name=f"{tag}/offline_reid")
 
+
+def evaluate(cfg: Config, seed: int, progress: bool) -> None:
+    models, reports = Path(f"models/seeds/{seed}"), Path(f"reports/seeds/{seed}")
+    metrics, figures, generated = reports / "metrics", reports / "figures", Path(f"data/generated/seeds/{seed}")
+    teacher, tag = models / "teacher.pt", f"seed{seed}"
+    evaluate_teacher_run(cfg, teacher, metrics / "teacher.json", run_name=f"{tag}/evaluate_teacher")
     dgnet_ckpt = models / "dgnet" / "last.pt"
     run_table3(cfg, dgnet_ckpt, metrics / "teacher.json", metrics / "table3.json", reports / "table3.md",
                reports / "table3.csv", figures / "rank_list.png", progress)
@@ -61,17 +61,28 @@ def main() -> None:
     io.write_json(metrics / "ablations.json", ablations)
     betas = sorted(set(cfg.sweep.betas) | {cfg.eval.beta})
     io.write_json(metrics / "beta_sweep.json", {"points": beta_sweep(cfg, dgnet_ckpt, betas, progress)})
-    run_offline(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
-                models / "offline_reid.pt", metrics / "offline.json", progress)
+    evaluate_offline_run(cfg, models / "offline_reid.pt", metrics / "offline.json", progress,
+                         run_name=f"{tag}/evaluate_offline")
     run_generation_eval(
         cfg,
         models={"DG-Net": dgnet_ckpt, "DG-Net w/o feed": models / "dgnet_nofeed" / "last.pt"},
-        generated_dirs={"DG-Net": models / "generated_dgnet", "DG-Net w/o feed": models / "generated_nofeed"},
+        generated_dirs={"DG-Net": generated / "dgnet", "DG-Net w/o feed": generated / "dgnet_nofeed"},
         paths=StagePaths(teacher=str(teacher), table_md=str(reports / "table2.md"),
                          table_csv=str(reports / "table2.csv"), metrics=str(metrics / "generation.json"),
                          disentangle_md=str(reports / "disentanglement.md"),
                          disentangle_csv=str(reports / "disentanglement.csv"), figures=str(figures)),
         progress=progress)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--train", action="store_true", help="train the models (default: evaluate them)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    base = load_config("params.yaml")
+    cfg = replace(base, **{"teacher.seed": args.seed, "train.seed": args.seed})
+    (train if args.train else evaluate)(cfg, args.seed, not args.quiet)
 
 
 if __name__ == "__main__":

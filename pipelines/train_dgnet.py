@@ -5,8 +5,9 @@
     python pipelines/train_dgnet.py --name dgnet_nofeed --set train.feed_generated=false --warm-start ...
     python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false
 
-Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png`` and
-``reports/metrics/train_NAME.json``; logs the MLflow run ``NAME``. Variants
+Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
+``reports/metrics/train_NAME.json`` and the training curves
+``reports/curves/NAME.csv``; logs the MLflow run ``NAME``. Variants
 that differ only in keys acting after ``train.warm_iter`` start from the
 shared warm-up checkpoint, which equals their own first ``warm_iter``
 iterations (the training is seeded per iteration; the check is in
@@ -33,7 +34,8 @@ def main() -> None:
     if args.warm_only:
         cfg = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
     run_dgnet(cfg, args.teacher, f"models/{args.name}", f"reports/figures/samples_{args.name}.png",
-              f"reports/metrics/train_{args.name}.json", run_name=args.name, init_from=args.warm_start)
+              f"reports/metrics/train_{args.name}.json", run_name=args.name, init_from=args.warm_start,
+              curve_path=f"reports/curves/{args.name}.csv")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import direct_transfer
+from dgnet.summary import METHODS, slug
 
 
 def main() -> None:
@@ -17,7 +18,7 @@ def main() -> None:
     with tracking.start_run(cfg.tracking, "transfer", params=config_to_dict(cfg)) as run:
         rows = direct_transfer(cfg, domains, models)
         for r in rows:
-            key = f"{r['train']}_to_{r['test']}/{r['method']}"
+            key = f"{r['train']}_to_{r['test']}/{METHODS.get(r['method'], slug(r['method']))}"
             run.log_metrics({f"{key}/rank1": r["rank1"], f"{key}/mAP": r["mAP"]})
     io.write_json("reports/metrics/transfer.json", {"domains": domains, "rows": rows})
 

@@ -1,9 +1,17 @@
-"""The whole DVC graph on the micro configuration, in a temporary copy of the repository."""
+"""The whole DVC graph on the micro configuration, in a temporary copy of the repository.
+
+One ``dvc repro`` is shared by the checks, in order: the tables and figures,
+the flat metrics, byte-identical retraining (``dvc repro -f teacher``), a
+push to a local remote and a pull into a fresh clone that then reruns
+nothing, and last ``dvc exp run -S eval.beta=1.0``, which must train nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,19 +43,44 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.slow
-def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(tmp_path):
-    repo = tmp_path / "repo"
+TRAINING_STAGES = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_nofeed", "train_noid",
+                   "train_b", "offline", "alpha_sweep", "replicate_train"}
+
+
+def _env(repo: Path) -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(repo),  # the copy's code, whatever the environment's editable install points at
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def _stages_run(output: str) -> set[str]:
+    return {re.sub(r"@.*", "", name) for name in re.findall(r"Running stage '([^']+)'", output)}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def micro_repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of the repository on the micro configuration after one ``dvc repro``, committed."""
+    repo = tmp_path_factory.mktemp("micro") / "repo"
     repo.mkdir()
     _copy_repo(repo)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = _env(repo)
     _run([sys.executable, "-m", "dgnet.cli", "config", "use", "micro"], repo, env)
     _run(["git", "init", "-q"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "micro"], repo, env)
     _run(["dvc", "repro", "--quiet"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "repro"], repo, env)
+    return repo, env
 
+
+@pytest.mark.slow
+def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(micro_repo):
+    repo, env = micro_repo
     reports = repo / "reports"
     for name in TABLES:
         assert (reports / f"{name}.md").is_file(), name
@@ -85,5 +118,69 @@ def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(tm
     # nothing changed: a second repro does nothing
     again = _run(["dvc", "status"], repo, env)
     assert "up to date" in again.stdout.lower() or again.stdout.strip() == ""
-    metrics = _run(["dvc", "metrics", "show"], repo, env)
-    assert "table3.json" in metrics.stdout
+
+
+@pytest.mark.slow
+def test_metrics_show_prints_one_readable_row_per_measured_number(micro_repo):
+    repo, env = micro_repo
+    shown = _run(["dvc", "metrics", "show"], repo, env).stdout
+    lines = shown.splitlines()
+    assert lines[0].split() == ["Path", "mAP", "rank1"]
+    names = {Path(line.split()[0]).stem for line in lines[1:] if line.strip()}
+    assert {"table3.baseline", "table3.f_prim_f_fine", "figure8.alpha_0.2", "figure8.alpha_0.5", "figure8.beta_1",
+            "table9.A_to_B.dgnet", "table9.B_to_A.baseline", "ablations.w_o_feed", "offline.f_prim_f_fine"} <= names
+    assert max(len(line) for line in lines) < 120
+    timings = json.loads((repo / "reports/metrics/timings.json").read_text())
+    assert timings["train_dgnet.train_seconds"] > 0 and not any("seconds" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_forced_retraining_of_the_teacher_gives_the_same_bytes_and_reruns_nothing_after_it(micro_repo):
+    repo, env = micro_repo
+    teacher = repo / "models" / "teacher.pt"
+    before = _digest(teacher)
+    for _ in range(2):
+        proc = _run(["dvc", "repro", "-f", "teacher"], repo, env)
+        assert "teacher" in _stages_run(proc.stdout)
+        assert _digest(teacher) == before
+    status = _run(["dvc", "status"], repo, env).stdout
+    changed = {line.rstrip(":").strip() for line in status.splitlines()
+               if line and not line[0].isspace() and "up to date" not in line}
+    assert changed <= {"timings"}, status  # identical files; only the seconds differ
+
+
+@pytest.mark.slow
+def test_models_push_to_a_remote_and_a_fresh_clone_pulls_them_and_reruns_nothing(micro_repo, tmp_path):
+    repo, env = micro_repo
+    _run(["dvc", "repro"], repo, env)  # the timings of the forced retraining above
+    remote = tmp_path / "remote"
+    _run(["dvc", "remote", "add", "-f", "-d", "storage", str(remote)], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "remote"], repo, env)
+    _run(["dvc", "push"], repo, env)
+    assert any(remote.rglob("*")) and (repo / "models" / "teacher.pt").is_file()
+
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    env = _env(clone)
+    assert not (clone / "models").exists()
+    _run(["dvc", "pull"], clone, env)
+    assert _digest(clone / "models" / "teacher.pt") == _digest(repo / "models" / "teacher.pt")
+    assert (clone / "models" / "dgnet" / "last.pt").is_file() and (clone / "data" / "prepared").is_dir()
+    status = _run(["dvc", "status"], clone, env).stdout.lower()
+    assert "up to date" in status, status
+    proc = _run(["dvc", "repro"], clone, env)
+    assert _stages_run(proc.stdout) == set(), proc.stdout
+
+    (clone / "models" / "teacher.pt").unlink()  # a deleted model comes back from the cache
+    _run(["dvc", "checkout", "models/teacher.pt"], clone, env)
+    assert _digest(clone / "models" / "teacher.pt") == _digest(repo / "models" / "teacher.pt")
+
+
+@pytest.mark.slow
+def test_a_test_time_experiment_trains_no_network(micro_repo):
+    repo, env = micro_repo  # last: the experiment changes the workspace
+    proc = _run(["dvc", "exp", "run", "-S", "eval.beta=1.0"], repo, env)
+    ran = _stages_run(proc.stdout)
+    assert ran & TRAINING_STAGES == set(), ran
+    assert {"evaluate_dgnet", "beta_sweep", "summary"} <= ran, ran

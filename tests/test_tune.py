@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
+import mlflow
 import optuna
 import pytest
 import yaml
@@ -236,6 +237,8 @@ def test_two_trial_alpha_beta_study_end_to_end_and_resume(micro_cfg, tmp_path, c
         assert t.user_attrs["train_seed"] == micro_cfg.train.seed
         assert t.user_attrs["sampler_seed"] == tuning.TrialSeededSampler(0).trial_seed(t.number)
         assert t.user_attrs["warm_start"].endswith("last.pt")  # the shared first warm_iter = 2 iterations
+        linked = mlflow.MlflowClient(micro_cfg.tracking.uri).get_run(t.user_attrs["mlflow_run_id"])
+        assert linked.data.tags["optuna.trial"] == str(t.number)  # both ways: trial <-> run
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert set(t.intermediate_values) == {4, 6}
             assert t.value == t.intermediate_values[6] == max(t.user_attrs["mAP_by_beta"].values())

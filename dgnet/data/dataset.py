@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet.data.layouts import DataLayoutError, Sample
 from dgnet.data.transforms import normalize, pad_and_crop, random_flip

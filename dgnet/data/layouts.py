@@ -248,7 +248,7 @@ def split_counts(samples: Sequence[Sample]) -> dict[str, int]:
 def verify_images(samples: Sequence[Sample], progress: bool = False) -> None:
     """Open every image with PIL (``verify``); a corrupt or unreadable file is a DataLayoutError."""
     from PIL import Image
-    from tqdm import tqdm
+    from dgnet.progress import tqdm
 
     for s in tqdm(samples, desc="verify images", unit="img", disable=not progress, leave=False):
         try:

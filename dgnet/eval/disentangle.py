@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet.data.layouts import Sample
 from dgnet.data.transforms import normalize

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 Embed = Callable[[Tensor], Mapping[str, Tensor]]
 

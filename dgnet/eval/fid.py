@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet.data.transforms import normalize
 

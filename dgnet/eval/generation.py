@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet.data.layouts import Sample
 from dgnet.data.transforms import denormalize, normalize

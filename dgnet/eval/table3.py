@@ -58,7 +58,11 @@ def save_rank_list(cfg: Config, result: dict, feature: str, out_png: str | Path,
 
 
 def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path, md_path, csv_path,
-               figure_path, progress: bool = True) -> dict:
+               figure_path, progress: bool = True, registered_name: str | None = None) -> dict:
+    """Table 3 from a DG-Net checkpoint; its metrics also go to the run that trained it, and with
+    ``registered_name`` its re-id network is logged as an MLflow model and registered under that name."""
+    from dgnet.train.runs import test_metrics
+
     baseline = json.loads(Path(teacher_metrics_path).read_text())
     with tracking.start_run(cfg.tracking, "evaluate_dgnet", params=config_to_dict(cfg),
                             tags={"config": cfg.name}) as run:
@@ -66,6 +70,9 @@ def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path,
         metrics = {"baseline": baseline, **result["metrics"]}
         for name, m in metrics.items():
             run.log_metrics({f"{name}/{key}": m[key] for key in ("rank1", "mAP", "mINP") if key in m})
+        run.log_to_model_run(checkpoint_path, test_metrics(result["metrics"]))
+        if registered_name:
+            run.log_reid_model(checkpoint_path, cfg.eval.beta, registered_name)
         frame = table3_frame(baseline, result["metrics"])
         write_table(md_path, csv_path, "Table 3: the primary and fine-grained features", cfg, frame,
                     quoted=PAPER_TABLE3,

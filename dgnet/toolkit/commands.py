@@ -91,14 +91,16 @@ def add_commands(sub) -> None:
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--out", required=True, type=Path, help="file to write (e.g. dgnet.onnx)")
     p.add_argument("--beta", type=float, help="weight of f_fine in the output feature "
-                                              "(default: the checkpoint's eval.beta)")
+                                              "(default: the checkpoint's eval.beta if it stores one, as older "
+                                              "checkpoints do, else 0.5)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("embed", help="features of every image in a folder, to a .npz file")
     p.add_argument("--checkpoint", required=True, type=Path, help="teacher or DG-Net checkpoint")
     p.add_argument("folder", type=Path, help="folder of images (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="feature file to write (.npz)")
-    p.add_argument("--beta", type=float, help="weight of f_fine (default: the checkpoint's eval.beta)")
+    p.add_argument("--beta", type=float, help="weight of f_fine (default: the checkpoint's eval.beta "
+                                                              "if it stores one, else 0.5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

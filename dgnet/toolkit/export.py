@@ -99,6 +99,17 @@ def load_inference_network(checkpoint: str | Path, beta: float | None = None) ->
     return InferenceNetwork(net, kind, float(beta), cfg.data.height, cfg.data.width).eval()
 
 
+class FeatureNetwork(nn.Module):
+    """The test feature alone (``outputs[0]``): one tensor in, one tensor out (an MLflow model)."""
+
+    def __init__(self, inference: InferenceNetwork):
+        super().__init__()
+        self.inference = inference
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.inference(images)[0]
+
+
 def example_images(net: InferenceNetwork, batch: int = 2) -> Tensor:
     return torch.rand(batch, 3, net.height, net.width, generator=torch.Generator().manual_seed(0))
 

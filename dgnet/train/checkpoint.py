@@ -1,10 +1,13 @@
 """Self-contained training checkpoints.
 
 A checkpoint holds everything needed to rebuild and continue a run: the
-config it ran with, the number of classes, the iteration, every network's and
+part of the config its networks depend on (:func:`stored_config`), the number of classes, the iteration, every network's and
 optimizer's state and the RNG state. It is written through a temporary file
 and an atomic rename (a SIGKILL leaves the previous checkpoint intact) and read
 with ``torch.load(..., weights_only=True)``.
+
+The same content always gives the same bytes (no time stamps, no file names
+inside), so DVC sees an unchanged output as unchanged.
 
 A save refuses a state with NaN or inf anywhere (networks and optimizers):
 a checkpoint on disk is always one that training may continue from.
@@ -25,6 +28,37 @@ from dgnet.models import build_teacher, without_pretrained
 
 FORMAT = "dgnet-checkpoint-v1"
 
+# What a checkpoint keeps of the config, per kind: the sections (or, in a
+# tuple, the keys of a section) its networks and their training depend on.
+# The rest (eval, sweep, tracking, the config's name, the other stages'
+# sections) does not change the weights, so it must not change the file either.
+_TRAINING = {"data": None, "model": None, "runtime": None, "train": None}
+STORED = {
+    "teacher": {"data": None, "model": ("backbone", "head"), "runtime": None, "teacher": None, "train": ("fidelity",)},
+    "dgnet": _TRAINING,
+    "reid": _TRAINING,
+}
+# Keys that change no weight: where the second domain is, how images are cached, CPU threads.
+NOT_STORED = {"data": ("transfer_layout", "transfer_root", "cache_images", "num_workers", "synth"),
+              "runtime": ("threads",)}
+
+
+def stored_config(kind: str, cfg: Config | dict) -> dict[str, Any]:
+    """The part of ``cfg`` (a Config or its dict) that a ``kind`` checkpoint stores."""
+    full = config_to_dict(cfg) if isinstance(cfg, Config) else dict(cfg)
+    if kind not in STORED:
+        return full
+    out: dict[str, Any] = {}
+    for section, keys in STORED[kind].items():
+        if section not in full:
+            continue
+        values = full[section]
+        if keys is not None:
+            values = {k: values[k] for k in keys if k in values}
+        drop = NOT_STORED.get(section, ())
+        out[section] = {k: v for k, v in values.items() if k not in drop}
+    return out
+
 
 def make_state(
     kind: str,
@@ -38,7 +72,7 @@ def make_state(
     return {
         "format": FORMAT,
         "kind": kind,
-        "config": config_to_dict(cfg),
+        "config": stored_config(kind, cfg),
         "num_classes": num_classes,
         "iteration": iteration,
         "models": {name: m.state_dict() for name, m in models.items()},

@@ -70,11 +70,12 @@ def check_resume_config(stored: Any, cfg: Config, path: str | Path, also_allowed
     knows they have not acted yet, e.g. post-warm-up keys during the warm-up).
     """
     try:
-        before = _flat_config(dict(stored))
+        stored_keys = set(flatten(dict(stored)))  # a checkpoint stores only the keys its training depends on
+        before = {k: v for k, v in _flat_config(dict(stored)).items() if k in stored_keys}
     except (ConfigError, TypeError, ValueError) as err:
         raise UserError(f"{path}: the checkpoint's stored config is not valid ({err}); "
                         f"train from scratch into another --out") from None
-    now = flatten(config_to_dict(cfg))
+    now = {k: v for k, v in flatten(config_to_dict(cfg)).items() if k in stored_keys}
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     allowed = [k for k in changed if k.startswith(RESUMABLE_PREFIXES) or k in also_allowed]
     refused = [k for k in changed if k not in allowed]

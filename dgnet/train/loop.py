@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet import io
 from dgnet.config import Config
@@ -79,12 +79,10 @@ class WarmStartError(UserError, ValueError):
 
 def check_warm_start(cfg: Config, state: dict, path: str | Path) -> None:
     """Refuse a warm-up checkpoint that a from-scratch run of ``cfg`` would not have produced."""
-    from dgnet.config import config_to_dict
-
     if state["iteration"] > cfg.train.warm_iter:
         raise WarmStartError(f"{path}: iteration {state['iteration']} is past train.warm_iter "
                          f"({cfg.train.warm_iter}); it cannot be shared")
-    ours, theirs = config_to_dict(cfg), dict(state["config"])
+    ours, theirs = checkpoint.stored_config("dgnet", cfg), checkpoint.stored_config("dgnet", dict(state["config"]))
     for conf in (ours, theirs):
         conf.pop("name", None)
         conf["train"] = {k: v for k, v in conf["train"].items() if k not in POST_WARM_KEYS}

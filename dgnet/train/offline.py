@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet import losses as L
 from dgnet.config import Config

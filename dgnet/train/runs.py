@@ -37,6 +37,48 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
     return evaluate_model(embed, query, gallery, cfg.eval, device)["metrics"]["baseline"]
 
 
+def test_metrics(metrics: dict[str, dict], main: str = "f_prim+f_fine") -> dict[str, float]:
+    """``test/mAP``, ``test/rank1`` (the main feature) and ``test/FEATURE/mAP`` ... for MLflow."""
+    out = {f"test/{k}": metrics[main][k] for k in ("mAP", "rank1", "mINP") if k in metrics.get(main, {})}
+    for feature, m in metrics.items():
+        out.update({f"test/{feature}/{k}": m[k] for k in ("mAP", "rank1") if k in m})
+    return out
+
+
+def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path, progress: bool = True,
+                      run_name: str = "teacher") -> dict:
+    """Train the teacher and save it; ``info_path`` gets its size and time (no evaluation)."""
+    io.require_writable(ckpt_path, info_path)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
+    began = time.perf_counter()
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+        train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
+        run.tag_model(ckpt_path)
+        info = {"train_seconds": time.perf_counter() - began, "train_images": len(data.labels),
+                "train_ids": data.num_classes}
+        run.log_metrics({"train_seconds": info["train_seconds"]})
+    io.write_json(info_path, info)
+    return info
+
+
+def evaluate_teacher_run(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path,
+                         run_name: str = "evaluate_teacher") -> dict:
+    """The Baseline row of a saved teacher (Table 3) into ``metrics_path``."""
+    io.require_writable(metrics_path)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    model, _ = load_teacher(ckpt_path, torch.device(cfg.runtime.device))
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+        metrics = evaluate_teacher(cfg, model)
+        test = {f"test/{k}": v for k, v in metrics.items() if k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
+        run.log_metrics(test)
+        run.log_to_model_run(ckpt_path, test)
+    io.write_json(metrics_path, metrics)
+    return metrics
+
+
 def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
                 run_name: str = "teacher") -> dict:
     """Train the teacher, save it, evaluate it (the Baseline row) and write the metrics JSON."""
@@ -65,9 +107,13 @@ def run_dgnet(
     progress: bool = True,
     run_name: str = "train_dgnet",
     init_from: str | Path | None = None,
+    curve_path: str | Path | None = None,
 ) -> dict:
-    """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses)."""
-    io.require_writable(Path(out_dir) / "last.pt", figure_path, metrics_path)
+    """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses).
+
+    ``curve_path``: a CSV of every logged training metric by step (``dvc plots``).
+    """
+    io.require_writable(Path(out_dir) / "last.pt", figure_path, metrics_path, *([curve_path] if curve_path else []))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
@@ -90,6 +136,9 @@ def run_dgnet(
     show_b = normalize(data.images[ids[n : 2 * n]]).to(device)
 
     with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+        run = tracking.Recorder(run)
+        if init_from is not None:
+            run.continue_from(init_from)  # the warm-up's curves, so this run's start at iteration 1
 
         def sample_hook(nets, iteration):
             save_rows(swap_images(nets, show_a, show_b), figure_path)
@@ -101,18 +150,21 @@ def run_dgnet(
                    "seconds_per_iteration": result.seconds / max(1, result.iterations),
                    **result.last_losses}
         run.log_metrics({"train_seconds": result.seconds})
+        run.tag_model(result.checkpoint)
+    if curve_path is not None:
+        io.write_text(curve_path, run.curve_csv())
     io.write_json(metrics_path, metrics)
     return metrics
 
 
-def run_offline(cfg: Config, generator_path: str | Path, teacher_path: str | Path, generated_dir: str | Path,
-                ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True) -> dict:
-    """The offline baseline: write a generated set with a w/o-feed generator, train E_a on it, evaluate."""
+def train_offline_run(cfg: Config, generator_path: str | Path, teacher_path: str | Path,
+                      generated_dir: str | Path, ckpt_path: str | Path, info_path: str | Path,
+                      progress: bool = True, run_name: str = "offline_reid") -> dict:
+    """The offline baseline's training: write a generated set with a w/o-feed generator, train E_a on it."""
     from dgnet.eval.generation import load_generated_images, load_generator, write_generated_set
-    from dgnet.eval.table3 import evaluate_checkpoint
     from dgnet.train.offline import train_offline_reid
 
-    io.require_writable(ckpt_path, metrics_path, Path(generated_dir) / "x")
+    io.require_writable(ckpt_path, info_path, Path(generated_dir) / "x")
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
@@ -125,12 +177,27 @@ def run_offline(cfg: Config, generator_path: str | Path, teacher_path: str | Pat
     gen_labels = torch.tensor(rows["appearance_pid"].to_numpy(), dtype=torch.long)
     gen_struct = torch.tensor(rows["structure_pid"].to_numpy(), dtype=torch.long)
     began = time.perf_counter()
-    with tracking.start_run(cfg.tracking, "offline_reid", params=config_to_dict(cfg),
-                            tags={"config": cfg.name}) as run:
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         train_offline_reid(cfg, data.images, data.labels, gen_images, gen_labels, gen_struct,
                            data.num_classes, teacher, ckpt_path, run, progress)
-        result = evaluate_checkpoint(cfg, ckpt_path, progress=progress)["metrics"]
-        metrics = {**result, "train_seconds": time.perf_counter() - began, "generated_images": len(rows)}
-        run.log_metrics({f"{k}/mAP": v["mAP"] for k, v in result.items()})
+        run.tag_model(ckpt_path)
+        info = {"train_seconds": time.perf_counter() - began, "generated_images": len(rows)}
+        run.log_metrics({"train_seconds": info["train_seconds"]})
+    io.write_json(info_path, info)
+    return info
+
+
+def evaluate_offline_run(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
+                         run_name: str = "evaluate_offline") -> dict:
+    """The offline re-id model's metrics (each feature) into ``metrics_path``."""
+    from dgnet.eval.table3 import evaluate_checkpoint
+
+    io.require_writable(metrics_path)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
+        metrics = evaluate_checkpoint(cfg, ckpt_path, progress=progress)["metrics"]
+        run.log_metrics(test_metrics(metrics))
+        run.log_to_model_run(ckpt_path, test_metrics(metrics))
     io.write_json(metrics_path, metrics)
     return metrics

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from dgnet.progress import tqdm
 
 from dgnet import io
 from dgnet import losses as L

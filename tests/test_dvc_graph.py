@@ -1,0 +1,65 @@
+"""The DVC graph's declarations: exact params, cached models, flat metrics (no DVC run needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAINING = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_nofeed", "train_noid", "train_b",
+            "offline", "alpha_sweep", "replicate_train"}
+PERFORMANCE_ONLY = ("runtime", "runtime.threads", "data", "data.cache_images", "data.num_workers")
+
+
+def _stages() -> dict:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def _outs(stage: dict) -> dict[str, dict]:
+    out = {}
+    for kind in ("outs", "metrics", "plots"):
+        for entry in stage.get(kind, []):
+            path, opts = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+            out[path] = opts or {}
+    return out
+
+
+def test_every_training_stage_is_known_and_reads_no_test_time_key():
+    stages = _stages()
+    trains = {name for name, s in stages.items() if any(p.startswith("models/") for p in _outs(s))}
+    assert trains == TRAINING
+    for name in trains:
+        params = stages[name]["params"]
+        assert not [p for p in params if p == "eval" or p.startswith(("eval.", "sweep.betas"))], name
+        assert not [p for p in params if p in PERFORMANCE_ONLY], name  # speed knobs retrain nothing
+
+
+def test_each_network_is_evaluated_by_another_stage():
+    """A stage that writes a model writes no accuracy (those stages read eval.*)."""
+    stages = _stages()
+    for name in TRAINING:
+        accuracy = [p for p in _outs(stages[name]) if p.endswith(".json") and "/train_" not in p
+                    and not p.endswith(("pretrain.json", "train.json"))]
+        assert accuracy == [], (name, accuracy)
+
+
+def test_models_and_data_are_cached_and_reports_are_in_git():
+    for name, stage in _stages().items():
+        for path, opts in _outs(stage).items():
+            cached = opts.get("cache", True)
+            if path.startswith(("models/", "data/")):
+                assert cached, (name, path)
+            else:
+                assert path.startswith("reports/") and not cached, (name, path)
+
+
+def test_only_the_flat_summary_is_declared_as_metrics_and_figure8_is_a_plot():
+    declared = [(name, path) for name, stage in _stages().items()
+                for path in _outs({"metrics": stage.get("metrics", [])})]
+    assert declared == [("summary", "reports/metrics/summary")]
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    titles = [next(iter(p)) for p in plots]
+    assert any("Figure 8" in t and "alpha" in t for t in titles)
+    assert any("training" in t for t in titles)

@@ -1,0 +1,42 @@
+"""The flat metrics of the ``summary`` stage."""
+
+from __future__ import annotations
+
+import json
+
+from dgnet import summary
+
+ROW = {"mAP": 0.5, "rank1": 0.6, "rank5": 0.9, "mINP": 0.1}
+
+
+def test_every_table_becomes_named_rows_and_timings_are_apart(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    files = {
+        "table3": {"baseline": ROW, "f_prim": ROW, "f_fine": ROW, "f_prim+f_fine": {**ROW, "mAP": 0.7}},
+        "alpha_sweep": {"points": [{"alpha": 0.5, "mAP": 0.4, "rank1": 0.5}]},
+        "beta_sweep": {"points": [{"beta": 1.0, "mAP": 0.3, "rank1": 0.4}]},
+        "transfer": {"rows": [{"train": "A", "test": "B", "method": "DG-Net", "mAP": 0.2, "rank1": 0.25},
+                              {"train": "A", "test": "B", "method": "Baseline (teacher)", "mAP": 0.1, "rank1": 0.2}]},
+        "ablations": {"w/o feed": {"f_prim+f_fine": ROW}},
+        "train_dgnet": {"train_seconds": 12.5, "iterations": 6, "loss/total": 3.0},
+        "generation": {"seconds": {"total": 4.0}, "table2": {}},
+    }
+    for name, data in files.items():
+        (metrics / f"{name}.json").write_text(json.dumps(data))
+    (tmp_path / "summary").mkdir()
+    (tmp_path / "summary" / "stale.json").write_text("{}")
+
+    rows = summary.write_summary(metrics, tmp_path / "summary", alpha=0.2)
+    summary.write_timings(metrics, tmp_path / "timings.json")
+    assert rows["table3.f_prim_f_fine"] == {"mAP": 0.7, "rank1": 0.6}
+    assert rows["figure8.alpha_0.2"]["mAP"] == 0.7  # the main model is the curve's point at train.alpha
+    assert rows["figure8.alpha_0.5"] == {"mAP": 0.4, "rank1": 0.5}
+    assert rows["figure8.beta_1"] == {"mAP": 0.3, "rank1": 0.4}
+    assert rows["table9.A_to_B.dgnet"] == {"mAP": 0.2, "rank1": 0.25}
+    assert rows["table9.A_to_B.baseline"]["rank1"] == 0.2
+    assert rows["ablations.w_o_feed"] == {"mAP": 0.5, "rank1": 0.6}
+    written = sorted(p.name for p in (tmp_path / "summary").iterdir())
+    assert written == sorted(f"{name}.json" for name in rows)  # the stale file is gone
+    assert json.loads((tmp_path / "timings.json").read_text()) == {"generation.seconds.total": 4.0,
+                                                                   "train_dgnet.train_seconds": 12.5}

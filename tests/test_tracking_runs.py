@@ -1,0 +1,139 @@
+"""MLflow runs: parent per DVC invocation, honest git tags, KILLED after SIGTERM, readable names, model links."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from dgnet import tracking
+from dgnet.config import TrackingConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+STAGE = """
+import sys, time
+from dgnet import tracking
+from dgnet.config import TrackingConfig
+cfg = TrackingConfig(uri=sys.argv[1], experiment="e")
+with tracking.start_run(cfg, sys.argv[2], params={"name": "micro"}) as run:
+    run.log_metrics({"x": 1.0})
+    if sys.argv[2] == "slow":
+        print("started", flush=True)
+        time.sleep(60)
+"""
+
+# a stand-in for `dvc repro`: a program called dvc that runs two stages, as DVC does (DVC_STAGE set)
+FAKE_DVC = """
+import os, subprocess, sys
+for stage in ("prepare", "teacher"):
+    subprocess.run([sys.executable, sys.argv[1], sys.argv[2], stage], env={**os.environ, "DVC_STAGE": stage},
+                   check=True)
+"""
+
+
+def _env() -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DVC_STAGE", None)
+    return env
+
+
+def _runs(uri: str) -> list:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("e")
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_the_stages_of_one_dvc_invocation_are_children_of_one_parent(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "stage.py").write_text(STAGE)
+    (tmp_path / "dvc").write_text(FAKE_DVC)
+    for _ in range(2):  # two invocations: two parents
+        subprocess.run([sys.executable, str(tmp_path / "dvc"), str(tmp_path / "stage.py"), uri], cwd=ROOT,
+                       env=_env(), check=True, timeout=300)
+    runs = _runs(uri)
+    parents = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 4
+    for parent in parents:
+        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert sorted(c.data.tags["stage"] for c in mine) == ["prepare", "teacher"]
+        assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("dvc ")
+    assert all(c.info.status == "FINISHED" and c.data.tags["config"] == "micro" for c in children)
+
+
+def test_sigterm_ends_the_run_killed_not_running(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "stage.py").write_text(STAGE)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), uri, "slow"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    (run,) = _runs(uri)
+    assert run.info.status == "KILLED"
+
+
+def test_an_error_ends_the_run_failed(mlflow_uri):
+    cfg = TrackingConfig(uri=mlflow_uri, experiment="failing")
+    with pytest.raises(ValueError):
+        with tracking.start_run(cfg, "broken") as run:
+            raise ValueError("boom")
+    assert mlflow.MlflowClient(mlflow_uri).get_run(run.run_id).info.status == "FAILED"
+
+
+def test_git_tags_say_whether_the_code_not_the_outputs_is_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+    (tmp_path / "reports").mkdir()
+    for name in ("code.py", "dvc.lock", "params.yaml", "reports/table3.md"):
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "x")
+    commit, dirty = tracking.git_state(tmp_path)
+    assert len(commit) == 40 and dirty is False
+    for name in ("dvc.lock", "params.yaml", "reports/table3.md"):  # what a repro or an experiment rewrites
+        (tmp_path / name).write_text("b\n")
+    assert tracking.git_state(tmp_path)[1] is False
+    (tmp_path / "code.py").write_text("b\n")
+    assert tracking.git_state(tmp_path)[1] is True
+    assert tracking.git_commit(tmp_path).endswith("-dirty")
+
+
+def test_metric_names_are_readable():
+    assert tracking._metric_name("f_prim+f_fine/mAP") == "f_prim_f_fine/mAP"
+    assert tracking._metric_name("A_to_B/Baseline (teacher)/mAP") == "A_to_B/Baseline_teacher/mAP"
+    assert tracking._metric_name("loss/total") == "loss/total"
+
+
+def test_evaluations_reach_the_run_that_trained_the_model_and_continuations_get_its_curve(mlflow_uri, tmp_path):
+    cfg = TrackingConfig(uri=mlflow_uri, experiment="links")
+    model = tmp_path / "last.pt"
+    model.write_bytes(b"weights")
+    with tracking.start_run(cfg, "dgnet_warm") as warm:
+        for step in (2, 4):
+            warm.log_metrics({"loss/total": 10.0 / step}, step=step)
+        warm.tag_model(model)
+    with tracking.start_run(cfg, "dgnet") as full:
+        full.continue_from(model)
+        full.log_metrics({"loss/total": 1.0}, step=6)
+    with tracking.start_run(cfg, "evaluate") as evaluation:
+        evaluation.log_to_model_run(model, {"test/mAP": 0.5})
+    client = mlflow.MlflowClient(mlflow_uri)
+    curve = [(m.step, m.value) for m in client.get_metric_history(full.run_id, "loss/total")]
+    assert sorted(curve) == [(2, 5.0), (4, 2.5), (6, 1.0)]
+    assert client.get_run(full.run_id).data.tags["warm_start_run_id"] == warm.run_id
+    trained = client.get_run(warm.run_id)
+    assert trained.data.metrics["test/mAP"] == 0.5
+    assert trained.data.tags["evaluated_by_run_id"] == evaluation.run_id
