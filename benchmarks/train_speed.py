@@ -1,12 +1,15 @@
 """Speed and memory of the full joint DG-Net step (D step + E_a/E_s/G step).
 
-    python benchmarks/train_speed.py [--iterations 20] [--paper-iterations 3] [--device cpu|cuda]
+    python benchmarks/train_speed.py [--iterations 20] [--paper-iterations 3] [--device cpu|cuda] [--skip-side-by-side]
 
 Times the step at the ``default`` configuration (the CPU pipeline's) and at
 the ``paper`` configuration (256x128, ResNet-50, batch 16; a few iterations,
 on the GPU when one is present), after all losses are on (past warm-up). The
 batches come from an in-memory uint8 cache of random images, as in training,
-so JPEG decoding is not timed. Prints the figures and writes
+so JPEG decoding is not timed. On the CPU it also times the default step on
+one thread, and two single-thread trainings side by side (two processes, as
+``runtime.parallel_trainings: 2`` runs them), which gives the throughput the
+pipeline's paired trainings get. Prints the figures and writes
 ``benchmarks/results/train_speed.json``.
 """
 
@@ -82,17 +85,43 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> d
     return result
 
 
+def _default_on_threads(cfg, iterations: int) -> dict:
+    """One process's figure (a ``run_side_by_side`` job: ``cfg.runtime.threads`` is already set)."""
+    return bench(f"default, {cfg.runtime.threads} thread(s)", cfg, iterations, warmup=3)
+
+
+def side_by_side(default, iterations: int) -> list[dict]:
+    """The default step on one thread alone, then two single-thread processes at once."""
+    from dgnet.train.parallel import Job, run_side_by_side
+
+    threads = torch.get_num_threads()
+    one = replace(default, **{"runtime.threads": 1, "runtime.parallel_trainings": 1})
+    alone = run_side_by_side([Job(_default_on_threads, one, (iterations,))])[0]  # in this process
+    torch.set_num_threads(threads)
+    alone["config"] = "default, 1 thread alone"
+    two = replace(default, **{"runtime.threads": 1, "runtime.parallel_trainings": 2})
+    pair = run_side_by_side([Job(_default_on_threads, two, (iterations,))] * 2)
+    slowest = max(r["seconds_per_iteration"] for r in pair)
+    for r in pair:
+        r["config"] = "default, 1 thread, 2 processes side by side"
+        r["pair_iterations_per_second"] = 2.0 / slowest  # both processes together
+    return [alone, *pair]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="timed iterations at the default config")
     parser.add_argument("--paper-iterations", type=int, default=3, help="timed iterations at the paper config")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--skip-side-by-side", action="store_true", help="skip the 1-thread and 2-process figures")
     args = parser.parse_args()
 
     results = []
     default = replace(preset_config("default"), **{"model.backbone.pretrained": "none"})  # speed only
     results.append(bench("default", default, args.iterations, warmup=3))
+    if not args.skip_side_by_side and args.device == "cpu":
+        results.extend(side_by_side(default, args.iterations))
     if not args.skip_paper:
         paper = replace(preset_config("paper"), **{
             "model.backbone.pretrained": "none",  # speed does not depend on the weights
@@ -105,6 +134,8 @@ def main() -> None:
         line = (f"{r['config']:>8} on {r['device']}: {r['seconds_per_iteration']:.3f} s/iteration "
                 f"({r['iterations_per_second']:.2f} it/s, {r['images_per_second']:.1f} images/s, batch "
                 f"{r['batch_size']} at {r['input']}), peak RSS {r['process_peak_rss_mb']:.0f} MB")
+        if "pair_iterations_per_second" in r:
+            line += f"; the pair: {r['pair_iterations_per_second']:.2f} it/s together"
         if "gpu_peak_memory_mb" in r:
             line += f", GPU peak {r['gpu_peak_memory_mb']:.0f} MB"
         print(line)

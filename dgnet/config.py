@@ -153,6 +153,7 @@ class RuntimeConfig:
     autocast_bf16: bool = False  # mixed precision on GPU
     channels_last: bool = False
     threads: int = field(default=0, metadata=_range(0))  # torch CPU threads, 0 = torch default
+    parallel_trainings: int = field(default=1, metadata=_range(1))  # independent trainings at once (CPU)
 
     def _check(self) -> None:
         if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):

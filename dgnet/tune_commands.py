@@ -48,6 +48,7 @@ def _study(args) -> int:
         pruner=args.pruner, pruner_startup_trials=args.pruner_startup, betas=args.betas or tuning.DEFAULT_BETAS,
         timeout=args.timeout, work_dir=args.work_dir, reports_dir=args.reports_dir, figures_dir=args.figures_dir,
         keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
+        enqueue_config=args.enqueue_config,
     )
     _print_outputs(tuning.run_study(cfg, settings))
     return 0
@@ -58,6 +59,8 @@ def _print_outputs(out) -> None:
     print(f"study {out.study_name}: {counts or 'no trials'}")
     if out.best_params_path is not None:
         print(f"best validation mAP {out.best_value:.4f} -> {out.best_params_path}")
+    if out.trials_path is not None:
+        print(f"trials: {out.trials_path}")
     for path in out.figures.values():
         print(f"figure: {path}")
     for note in out.notes:
@@ -112,6 +115,8 @@ def add_commands(sub) -> None:
         p.add_argument("--work-dir", default="models/tuning", help="teacher cache and trial checkpoints")
         p.add_argument("--keep-checkpoints", action="store_true", help="keep every trial's last.pt")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--enqueue-config", action="store_true",
+                       help="first run the params file's own values as a trial (a comparison point)")
         _common(p)
         p.set_defaults(func=_study, space=space)
 

@@ -176,6 +176,17 @@ def config_changes(space: str, params: Mapping[str, float], iterations: int,
     }
 
 
+def config_params(space: str, cfg: Config) -> dict[str, float]:
+    """``cfg``'s own values in the space's terms (the inverse of :func:`config_changes`): an enqueued trial."""
+    _check_space(space)
+    t = cfg.train
+    if space == "alpha-beta":
+        return {"alpha": float(t.alpha)}
+    return {"warm_frac": t.warm_iter / t.iterations, "ramp_frac": t.ramp_iters / t.iterations,
+            "lambda_prim_max": float(t.lambda_prim_max), "lambda_id": float(t.lambda_id),
+            "lambda_img": float(t.lambda_img)}
+
+
 def config_fingerprint(cfg: Config, space: str) -> str:
     """A hash of what a study's trials share: the config without the searched keys,
     tracking, runtime (workers may differ in device), machine-local paths and
@@ -497,6 +508,7 @@ class StudySettings:
     figures_dir: str = "reports/figures"
     keep_checkpoints: bool = False
     progress: bool = True
+    enqueue_config: bool = False  # run the config's own values first, as a comparison trial
 
     def __post_init__(self) -> None:
         _check_space(self.space)
@@ -595,6 +607,7 @@ class StudyOutputs:
     best_value: float | None = None
     best_params: dict | None = None  # nested, params.yaml shape
     best_params_path: Path | None = None
+    trials_path: Path | None = None  # one row per trial: state, value, params, intermediate values, note
     figures: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -617,7 +630,8 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
 
     data = load_training_set(run_cfg.data, hold_out_validation=True, progress=s.progress,
                              resize=resolve(run_cfg).resize)
-    query, gallery, _ = test_sets(run_cfg.data, validation=True, resize=resolve(run_cfg).resize)
+    query, gallery, _ = test_sets(run_cfg.data, validation=True, resize=resolve(run_cfg).resize,
+                                  progress=s.progress)
     if len(query) == 0 or len(gallery) == 0:
         raise UserError(f"the {cfg.data.val_ids} validation ids give no query/gallery pairs "
                         "(each needs images from two cameras); raise data.val_ids")
@@ -646,6 +660,9 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
         objective = Objective(s, run_cfg, data, teacher, scorer, warm_start)
         if not s.keep_checkpoints:
             remove_finished_trial_dirs(study, Path(s.work_dir) / s.study_name)
+        if s.enqueue_config:
+            study.enqueue_trial(config_params(s.space, cfg), skip_if_exists=True,
+                                user_attrs={"note": f"the values of {cfg.name}'s config, enqueued for comparison"})
         if s.trials:
             study.optimize(objective, n_trials=s.trials, timeout=s.timeout, catch=(DivergenceError,))
         if not s.keep_checkpoints:  # a killed worker's trial is marked failed during optimize (heartbeat)
@@ -712,11 +729,28 @@ def write_best_params(study: optuna.Study, path: str | Path) -> tuple[dict, Path
     return params, path
 
 
+def write_trials_csv(study: optuna.Study, path: str | Path) -> Path:
+    """Every trial as one row: number, state, validation mAP, its parameters, the value it
+    reported at each validation step (``val_mAP_at_STEP``) and its note (e.g. an enqueued trial)."""
+    import pandas as pd
+
+    from dgnet import io  # (imports torch: kept out of this module's import)
+
+    steps = sorted({step for t in study.trials for step in t.intermediate_values})
+    rows = [{"trial": t.number, "state": t.state.name, "val_mAP": t.value,
+             **{k: round(v, 4) for k, v in t.params.items()},
+             **{f"val_mAP_at_{step}": t.intermediate_values.get(step) for step in steps},
+             "note": t.user_attrs.get("note", "")} for t in study.trials]
+    io.write_text(path, pd.DataFrame(rows).to_csv(index=False, float_format="%.4f"))
+    return Path(path)
+
+
 def write_study_outputs(study: optuna.Study, reports_dir: str | Path, figures_dir: str | Path) -> StudyOutputs:
-    """The best-params YAML and the figures of a study, from its storage alone."""
+    """The best-params YAML, the trials table and the figures of a study, from its storage alone."""
     from dgnet.reports.tuning_figures import tuning_figures
 
     out = StudyOutputs(study.study_name, trial_counts(study))
+    out.trials_path = write_trials_csv(study, Path(reports_dir) / f"{study.study_name}_trials.csv")
     written = write_best_params(study, Path(reports_dir) / f"{study.study_name}_best_params.yaml")
     if written is None:
         out.notes.append("no completed trial yet: no best parameters")
@@ -815,7 +849,7 @@ __all__ = [
     "ALPHA_RANGE", "DEFAULT_BETAS", "DEFAULT_STORAGE", "Objective", "SCHEDULE_RANGES", "SPACES",
     "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter", "ValidationScorer",
     "apply_best_params", "best_params", "config_changes", "config_fingerprint", "ensure_teacher",
-    "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
+    "config_params", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
     "suggest_params", "teacher_key", "trial_counts", "with_changes", "with_iterations",
     "warmup_key", "write_best_params", "write_study_outputs",
 ]

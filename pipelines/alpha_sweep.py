@@ -16,6 +16,7 @@ from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
+from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.train.runs import run_dgnet, test_metrics
 
 
@@ -24,11 +25,12 @@ def folder(alpha: float) -> str:
 
 
 def train(cfg) -> None:
-    for alpha in cfg.sweep.alphas:
-        name, out = f"dgnet_alpha_{alpha:g}", folder(alpha)
-        variant = replace(cfg, **{"train.alpha": float(alpha)})
-        run_dgnet(variant, "models/teacher.pt", out, f"{out}/samples.png", f"{out}/train.json",
-                  run_name=name, init_from="models/dgnet_warm/last.pt")
+    run_side_by_side([Job(run_dgnet, replace(cfg, **{"train.alpha": float(alpha)}),
+                          ("models/teacher.pt", folder(alpha), f"{folder(alpha)}/samples.png",
+                           f"{folder(alpha)}/train.json"),
+                          dict(run_name=f"dgnet_alpha_{alpha:g}",
+                               init_from="models/dgnet_warm/last.pt"))
+                      for alpha in cfg.sweep.alphas])
 
 
 def evaluate(cfg) -> None:

@@ -7,11 +7,12 @@ The main stages (``teacher``, ``train_*``, ``offline``, ``generation_eval``...)
 run with ``train.seed`` / ``teacher.seed``; this stage reruns the models the
 claims scorecard compares (Baseline, DG-Net, w/o feed, offline) with
 ``teacher.seed = train.seed = SEED``, through the same functions, and
-evaluates them the same way. Except "w/o id": it is the one ablation that
-cannot share the warm-up (it differs from iteration 0), the most expensive
-training of the set, so on a 2-core CPU it runs for ``train.seed`` only and
-its claim has one seed. The models (and their training logs and samples) go
-under ``models/seeds/SEED/``, the generated sets under
+evaluates them the same way; DG-Net and w/o feed train side by side
+(``runtime.parallel_trainings``). Except "w/o id": it is the one ablation
+that cannot share the warm-up (it differs from iteration 0), the most
+expensive training of the set, so on a 2-core CPU it runs for
+``train.seed`` only and its claim has one seed. The models (and their
+training logs and samples) go under ``models/seeds/SEED/``, the generated sets under
 ``data/generated/seeds/SEED/`` and the evaluation under
 ``reports/seeds/SEED/``; the numbers the scorecard reads are in
 ``reports/seeds/SEED/metrics/``. Training and evaluation are separate stages,
@@ -30,6 +31,7 @@ from dgnet.errors import run_guarded
 from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, evaluate_variants
+from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
 
@@ -42,9 +44,10 @@ def train(cfg: Config, seed: int, progress: bool) -> None:
               logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
     warm_ckpt = models / "dgnet_warm" / "last.pt"
     variants = {"dgnet": cfg, "dgnet_nofeed": replace(cfg, **{"train.feed_generated": False})}
-    for name, variant_cfg in variants.items():
-        run_dgnet(variant_cfg, teacher, models / name, logs / f"samples_{name}.png",
-                  logs / f"train_{name}.json", progress=progress, run_name=f"{tag}/{name}", init_from=warm_ckpt)
+    run_side_by_side([Job(run_dgnet, variant_cfg, (teacher, models / name, logs / f"samples_{name}.png",
+                                                  logs / f"train_{name}.json"),
+                          dict(progress=progress, run_name=f"{tag}/{name}", init_from=warm_ckpt))
+                      for name, variant_cfg in variants.items()])
     train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
                       models / "offline_reid.pt", logs / "train_offline.json", progress, run_name=f"{tag}/offline_reid")
 

@@ -1,8 +1,8 @@
 """DVC stages ``train_*``: joint DG-Net training, the main model and its variants.
 
     python pipelines/train_dgnet.py --name dgnet_warm --warm-only
-    python pipelines/train_dgnet.py --name dgnet --warm-start models/dgnet_warm/last.pt
-    python pipelines/train_dgnet.py --name dgnet_nofeed --set train.feed_generated=false --warm-start ...
+    python pipelines/train_dgnet.py --name dgnet --warm-start models/dgnet_warm/last.pt \
+        --beside dgnet_nofeed --beside-set train.feed_generated=false
     python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false
 
 Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
@@ -11,15 +11,24 @@ Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
 that differ only in keys acting after ``train.warm_iter`` start from the
 shared warm-up checkpoint, which equals their own first ``warm_iter``
 iterations (the training is seeded per iteration; the check is in
-``dgnet.train.loop.check_warm_start``).
+``dgnet.train.loop.check_warm_start``). ``--beside NAME`` trains a second
+variant (``--set`` plus ``--beside-set``, same warm start) at the same time,
+side by side (``runtime.parallel_trainings``; dgnet/train/parallel.py).
 """
 
 import argparse
 import sys
 
-from dgnet.config import apply_overrides, load_config, replace
+from dgnet.config import Config, apply_overrides, load_config, replace
 from dgnet.errors import run_guarded
+from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.train.runs import run_dgnet
+
+
+def job(cfg: Config, name: str, teacher: str, warm_start: str | None) -> Job:
+    return Job(run_dgnet, cfg, (teacher, f"models/{name}", f"reports/figures/samples_{name}.png",
+                                f"reports/metrics/train_{name}.json"),
+               dict(run_name=name, init_from=warm_start, curve_path=f"reports/curves/{name}.csv"))
 
 
 def main() -> None:
@@ -29,13 +38,17 @@ def main() -> None:
     parser.add_argument("--warm-start", help="shared warm-up checkpoint to continue from")
     parser.add_argument("--warm-only", action="store_true", help="stop at train.warm_iter")
     parser.add_argument("--teacher", default="models/teacher.pt")
+    parser.add_argument("--beside", metavar="NAME", help="a second variant trained at the same time")
+    parser.add_argument("--beside-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="the second variant's own settings (on top of --set)")
     args = parser.parse_args()
     cfg = apply_overrides(load_config("params.yaml"), args.set)
     if args.warm_only:
         cfg = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
-    run_dgnet(cfg, args.teacher, f"models/{args.name}", f"reports/figures/samples_{args.name}.png",
-              f"reports/metrics/train_{args.name}.json", run_name=args.name, init_from=args.warm_start,
-              curve_path=f"reports/curves/{args.name}.csv")
+    jobs = [job(cfg, args.name, args.teacher, args.warm_start)]
+    if args.beside:
+        jobs.append(job(apply_overrides(cfg, args.beside_set), args.beside, args.teacher, args.warm_start))
+    run_side_by_side(jobs)
 
 
 if __name__ == "__main__":

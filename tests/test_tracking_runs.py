@@ -137,3 +137,26 @@ def test_evaluations_reach_the_run_that_trained_the_model_and_continuations_get_
     trained = client.get_run(warm.run_id)
     assert trained.data.metrics["test/mAP"] == 0.5
     assert trained.data.tags["evaluated_by_run_id"] == evaluation.run_id
+
+
+def test_train_teacher_command_trains_then_evaluates_in_two_linked_runs(micro_cfg, tmp_path):
+    import json
+
+    import yaml
+
+    from dgnet.cli import main
+    from dgnet.config import config_to_dict
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(config_to_dict(micro_cfg) | {"tracking": {"uri": uri, "experiment": "e"}}))
+    out, metrics_path = tmp_path / "teacher.pt", tmp_path / "teacher.json"
+    assert main(["train-teacher", "--params", str(params), "--out", str(out), "--metrics", str(metrics_path),
+                 "--quiet"]) == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert 0.0 <= metrics["mAP"] <= 1.0 and 0.0 <= metrics["rank1"] <= 1.0
+    assert metrics["train_seconds"] > 0 and metrics["train_images"] > 0 and metrics["train_ids"] > 1
+    runs = {r.info.run_name: r for r in _runs(uri)}
+    assert {"teacher", "evaluate_teacher"} <= set(runs)
+    # the evaluation's numbers are also on the run that trained the checkpoint
+    assert runs["teacher"].data.metrics["test/mAP"] == pytest.approx(metrics["mAP"])

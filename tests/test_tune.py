@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
@@ -311,10 +312,19 @@ def test_schedule_study_writes_importances(micro_cfg, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert _tune("schedule", "--trials", "2", "--iterations", "4", "--storage", storage, "--params", str(params),
                  "--work-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path / "reports"),
-                 "--figures-dir", str(tmp_path / "figures"), "--pruner", "none", "--quiet") == 0
+                 "--figures-dir", str(tmp_path / "figures"), "--pruner", "none", "--quiet", "--enqueue-config") == 0
     name = "schedule-micro"
     study = optuna.load_study(study_name=name, storage=storage)
     assert len(study.trials) == 2 and all(t.user_attrs["iterations"] == 4 for t in study.trials)
+    # --enqueue-config: the first trial is the params file's own schedule, marked as such
+    first = study.trials[0]
+    assert first.params == pytest.approx(tuning.config_params("schedule", micro_cfg))
+    assert "enqueued for comparison" in first.user_attrs["note"]
+    trials = pd.read_csv(tmp_path / "reports" / f"{name}_trials.csv")
+    assert list(trials["trial"]) == [0, 1] and "enqueued for comparison" in trials.loc[0, "note"]
+    assert trials.loc[0, "warm_frac"] == pytest.approx(first.params["warm_frac"], abs=1e-4)
+    assert tuning.config_changes("schedule", first.params, micro_cfg.train.iterations)["train.warm_iter"] == \
+        micro_cfg.train.warm_iter
     for kind in ("history", "importances", "slice"):
         assert (tmp_path / "figures" / f"tuning_{name}_{kind}.png").stat().st_size > 1000
     best = yaml.safe_load((tmp_path / "reports" / f"{name}_best_params.yaml").read_text())

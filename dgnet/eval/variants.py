@@ -19,7 +19,7 @@ def evaluate_on(cfg: Config, checkpoint_path: str | Path, progress: bool = True,
     """Metrics of a checkpoint (teacher, dgnet or reid) on the test split of ``cfg.data``."""
     device = torch.device(cfg.runtime.device)
     embed, _ = load_embedder(checkpoint_path, device)
-    query, gallery, _ = test_sets(cfg.data, resize=fidelity.resolve(cfg).resize)
+    query, gallery, _ = test_sets(cfg.data, resize=fidelity.resolve(cfg).resize, progress=progress)
     return evaluate_model(embed, query, gallery, cfg.eval, device, feature_sets=feature_sets,
                           progress=progress)["metrics"]
 

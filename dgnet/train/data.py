@@ -35,13 +35,13 @@ def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progre
     return TrainingSet(cache.images, labels, len(mapping), samples)
 
 
-def test_sets(cfg: DataConfig, validation: bool = False,
-              resize: str = "bilinear") -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
+def test_sets(cfg: DataConfig, validation: bool = False, resize: str = "bilinear",
+              progress: bool = True) -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
     """(query, gallery) datasets: the test split, or the held-out validation ids."""
     splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
     if validation:
         _, query, gallery = split_validation(splits.train, cfg.val_ids, seed=0)
     else:
         query, gallery = splits.query, splits.gallery
-    return (ReidTestDataset(query, cfg.height, cfg.width, resize=resize),
-            ReidTestDataset(gallery, cfg.height, cfg.width, resize=resize), splits)
+    return (ReidTestDataset(query, cfg.height, cfg.width, progress=progress, resize=resize),
+            ReidTestDataset(gallery, cfg.height, cfg.width, progress=progress, resize=resize), splits)

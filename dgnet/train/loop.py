@@ -128,6 +128,7 @@ def train_dgnet(
     sample_hook=None,
     iteration_hook=None,
     init_from: str | Path | None = None,
+    desc: str = "dgnet",
 ) -> TrainResult:
     """Train E_a, E_s, G and D jointly on uint8 ``images`` (N, 3, H, W) with ``labels``.
 
@@ -136,6 +137,7 @@ def train_dgnet(
     iteration)`` after every iteration (e.g. Optuna's intermediate validation,
     which may raise ``optuna.TrialPruned`` to stop the run). ``init_from``
     starts from a shared warm-up checkpoint (see :func:`check_warm_start`).
+    ``desc`` names the progress bar (trainings may run side by side).
     """
     t = cfg.train
     device = torch.device(cfg.runtime.device)
@@ -177,7 +179,7 @@ def train_dgnet(
     sw = fidelity.resolve(cfg)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     main = distributed.is_main()
-    bar = tqdm(range(start, t.iterations), desc="dgnet", initial=start, total=t.iterations,
+    bar = tqdm(range(start, t.iterations), desc=desc, initial=start, total=t.iterations,
                disable=not (progress and main), dynamic_ncols=True)
     began = time.perf_counter()
     last_losses: dict[str, float] = {}

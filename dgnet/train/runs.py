@@ -45,10 +45,10 @@ def test_metrics(metrics: dict[str, dict], main: str = "f_prim+f_fine") -> dict[
     return out
 
 
-def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path, progress: bool = True,
+def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path | None, progress: bool = True,
                       run_name: str = "teacher") -> dict:
-    """Train the teacher and save it; ``info_path`` gets its size and time (no evaluation)."""
-    io.require_writable(ckpt_path, info_path)
+    """Train the teacher and save it; ``info_path`` (if given) gets its size and time (no evaluation)."""
+    io.require_writable(ckpt_path, *([info_path] if info_path else []))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
@@ -59,14 +59,15 @@ def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path,
         info = {"train_seconds": time.perf_counter() - began, "train_images": len(data.labels),
                 "train_ids": data.num_classes}
         run.log_metrics({"train_seconds": info["train_seconds"]})
-    io.write_json(info_path, info)
+    if info_path:
+        io.write_json(info_path, info)
     return info
 
 
-def evaluate_teacher_run(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path,
+def evaluate_teacher_run(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path | None,
                          run_name: str = "evaluate_teacher") -> dict:
-    """The Baseline row of a saved teacher (Table 3) into ``metrics_path``."""
-    io.require_writable(metrics_path)
+    """The Baseline row of a saved teacher (Table 3) into ``metrics_path`` (if given)."""
+    io.require_writable(*([metrics_path] if metrics_path else []))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     model, _ = load_teacher(ckpt_path, torch.device(cfg.runtime.device))
@@ -75,24 +76,17 @@ def evaluate_teacher_run(cfg: Config, ckpt_path: str | Path, metrics_path: str |
         test = {f"test/{k}": v for k, v in metrics.items() if k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
         run.log_metrics(test)
         run.log_to_model_run(ckpt_path, test)
-    io.write_json(metrics_path, metrics)
+    if metrics_path:
+        io.write_json(metrics_path, metrics)
     return metrics
 
 
 def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
                 run_name: str = "teacher") -> dict:
-    """Train the teacher, save it, evaluate it (the Baseline row) and write the metrics JSON."""
+    """``dgnet train-teacher``: train and save the teacher, then write its Baseline row with its size and time."""
     io.require_writable(ckpt_path, metrics_path)
-    if cfg.runtime.threads:
-        torch.set_num_threads(cfg.runtime.threads)
-    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
-    began = time.perf_counter()
-    with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
-        model = train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
-        metrics = evaluate_teacher(cfg, model)
-        metrics = {**metrics, "train_seconds": time.perf_counter() - began,
-                   "train_images": len(data.labels), "train_ids": data.num_classes}
-        run.log_metrics({f"test/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    info = train_teacher_run(cfg, ckpt_path, None, progress, run_name)
+    metrics = {**evaluate_teacher_run(cfg, ckpt_path, None, run_name=f"evaluate_{run_name}"), **info}
     io.write_json(metrics_path, metrics)
     return metrics
 
@@ -145,7 +139,8 @@ def run_dgnet(
             run.log_artifact(figure_path, folder=f"samples/iter_{iteration:06d}")
 
         result = train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, out_dir, run,
-                             resume=resume, progress=progress, sample_hook=sample_hook, init_from=init_from)
+                             resume=resume, progress=progress, sample_hook=sample_hook, init_from=init_from,
+                             desc=run_name)
         metrics = {"iterations": result.iterations, "train_seconds": result.seconds,
                    "seconds_per_iteration": result.seconds / max(1, result.iterations),
                    **result.last_losses}
