@@ -48,7 +48,7 @@ def _study(args) -> int:
         pruner=args.pruner, pruner_startup_trials=args.pruner_startup, betas=args.betas or tuning.DEFAULT_BETAS,
         timeout=args.timeout, work_dir=args.work_dir, reports_dir=args.reports_dir, figures_dir=args.figures_dir,
         keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
-        enqueue_config=args.enqueue_config,
+        enqueue_config=args.params if args.enqueue_config else None,
     )
     _print_outputs(tuning.run_study(cfg, settings))
     return 0

@@ -508,7 +508,7 @@ class StudySettings:
     figures_dir: str = "reports/figures"
     keep_checkpoints: bool = False
     progress: bool = True
-    enqueue_config: bool = False  # run the config's own values first, as a comparison trial
+    enqueue_config: str | None = None  # the params file's path: run its own values first, for comparison
 
     def __post_init__(self) -> None:
         _check_space(self.space)
@@ -662,7 +662,7 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
             remove_finished_trial_dirs(study, Path(s.work_dir) / s.study_name)
         if s.enqueue_config:
             study.enqueue_trial(config_params(s.space, cfg), skip_if_exists=True,
-                                user_attrs={"note": f"the values of {cfg.name}'s config, enqueued for comparison"})
+                                user_attrs={"note": f"enqueued: the values of {s.enqueue_config}, for comparison"})
         if s.trials:
             study.optimize(objective, n_trials=s.trials, timeout=s.timeout, catch=(DivergenceError,))
         if not s.keep_checkpoints:  # a killed worker's trial is marked failed during optimize (heartbeat)

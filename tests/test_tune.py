@@ -319,9 +319,9 @@ def test_schedule_study_writes_importances(micro_cfg, tmp_path):
     # --enqueue-config: the first trial is the params file's own schedule, marked as such
     first = study.trials[0]
     assert first.params == pytest.approx(tuning.config_params("schedule", micro_cfg))
-    assert "enqueued for comparison" in first.user_attrs["note"]
+    assert first.user_attrs["note"] == f"enqueued: the values of {params}, for comparison"
     trials = pd.read_csv(tmp_path / "reports" / f"{name}_trials.csv")
-    assert list(trials["trial"]) == [0, 1] and "enqueued for comparison" in trials.loc[0, "note"]
+    assert list(trials["trial"]) == [0, 1] and trials.loc[0, "note"] == first.user_attrs["note"]
     assert trials.loc[0, "warm_frac"] == pytest.approx(first.params["warm_frac"], abs=1e-4)
     assert tuning.config_changes("schedule", first.params, micro_cfg.train.iterations)["train.warm_iter"] == \
         micro_cfg.train.warm_iter
