@@ -5,13 +5,14 @@
 
 The main stages (``teacher``, ``train_*``, ``offline``, ``generation_eval``...)
 run with ``train.seed`` / ``teacher.seed``; this stage reruns the models the
-claims scorecard compares (Baseline, DG-Net, w/o feed, offline) with
+claims scorecard compares (Baseline, DG-Net, w/o feed, w/o id, offline) with
 ``teacher.seed = train.seed = SEED``, through the same functions, and
-evaluates them the same way; DG-Net and w/o feed train side by side
-(``runtime.parallel_trainings``). Except "w/o id": it is the one ablation
-that cannot share the warm-up (it differs from iteration 0), the most
-expensive training of the set, so on a 2-core CPU it runs for
-``train.seed`` only and its claim has one seed. The models (and their
+evaluates them the same way (Table 9: the A -> B direction only, the one
+the ``transfer`` claim reads; B -> A needs models trained on B). The α sweep
+runs for ``train.seed`` only. Side by side (``runtime.parallel_trainings``):
+the warm-up then DG-Net in one process, "w/o id" (which differs from
+iteration 0, so it cannot share the warm-up) in the other; then w/o feed
+from the warm-up. The models (and their
 training logs and samples) go under ``models/seeds/SEED/``, the generated sets under
 ``data/generated/seeds/SEED/`` and the evaluation under
 ``reports/seeds/SEED/``; the numbers the scorecard reads are in
@@ -30,8 +31,8 @@ from dgnet.config import Config, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
-from dgnet.eval.variants import beta_sweep, evaluate_variants
-from dgnet.train.parallel import Job, run_side_by_side
+from dgnet.eval.variants import beta_sweep, direct_transfer, evaluate_variants, transfer_domains
+from dgnet.train.parallel import Job, in_order, run_side_by_side
 from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
 
@@ -39,15 +40,19 @@ def train(cfg: Config, seed: int, progress: bool) -> None:
     models = Path(f"models/seeds/{seed}")
     logs, teacher, tag = models / "train", models / "teacher.pt", f"seed{seed}"
     train_teacher_run(cfg, teacher, logs / "train_teacher.json", progress, run_name=f"{tag}/teacher")
-    warm = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
-    run_dgnet(warm, teacher, models / "dgnet_warm", logs / "samples_dgnet_warm.png",
-              logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
     warm_ckpt = models / "dgnet_warm" / "last.pt"
-    variants = {"dgnet": cfg, "dgnet_nofeed": replace(cfg, **{"train.feed_generated": False})}
-    run_side_by_side([Job(run_dgnet, variant_cfg, (teacher, models / name, logs / f"samples_{name}.png",
-                                                  logs / f"train_{name}.json"),
-                          dict(progress=progress, run_name=f"{tag}/{name}", init_from=warm_ckpt))
-                      for name, variant_cfg in variants.items()])
+
+    def dgnet_job(name: str, variant_cfg: Config, init_from: Path | None = None) -> Job:
+        return Job(run_dgnet, variant_cfg, (teacher, models / name, logs / f"samples_{name}.png",
+                                            logs / f"train_{name}.json"),
+                   dict(progress=progress, run_name=f"{tag}/{name}", init_from=init_from))
+
+    # the warm-up then DG-Net in one process, "w/o id" (from iteration 0, as long as the two) in the other;
+    # then "w/o feed" from the warm-up, alone
+    warm = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
+    run_side_by_side([in_order([dgnet_job("dgnet_warm", warm), dgnet_job("dgnet", cfg, warm_ckpt)]),
+                      dgnet_job("dgnet_noid", replace(cfg, **{"train.id_supervision": False}))])
+    run_side_by_side([dgnet_job("dgnet_nofeed", replace(cfg, **{"train.feed_generated": False}), warm_ckpt)])
     train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
                       models / "offline_reid.pt", logs / "train_offline.json", progress, run_name=f"{tag}/offline_reid")
 
@@ -60,16 +65,23 @@ def evaluate(cfg: Config, seed: int, progress: bool) -> None:
     dgnet_ckpt = models / "dgnet" / "last.pt"
     run_table3(cfg, dgnet_ckpt, metrics / "teacher.json", metrics / "table3.json", reports / "table3.md",
                reports / "table3.csv", figures / "rank_list.png", progress)
-    ablations = evaluate_variants(cfg, {"w/o feed": models / "dgnet_nofeed" / "last.pt"}, progress)
+    ablations = evaluate_variants(cfg, {"w/o feed": models / "dgnet_nofeed" / "last.pt",
+                                        "w/o id": models / "dgnet_noid" / "last.pt"}, progress)
     io.write_json(metrics / "ablations.json", ablations)
     betas = sorted(set(cfg.sweep.betas) | {cfg.eval.beta})
     io.write_json(metrics / "beta_sweep.json", {"points": beta_sweep(cfg, dgnet_ckpt, betas, progress)})
+    domains = transfer_domains(cfg)  # Table 9: this seed's models, trained on A, tested on B
+    rows = direct_transfer(cfg, {"B": domains["B"]}, {"A": {"Baseline (teacher)": teacher, "DG-Net": dgnet_ckpt}},
+                           progress)
+    io.write_json(metrics / "transfer.json", {"domains": domains, "rows": rows})
     evaluate_offline_run(cfg, models / "offline_reid.pt", metrics / "offline.json", progress,
                          run_name=f"{tag}/evaluate_offline")
     run_generation_eval(
         cfg,
-        models={"DG-Net": dgnet_ckpt, "DG-Net w/o feed": models / "dgnet_nofeed" / "last.pt"},
-        generated_dirs={"DG-Net": generated / "dgnet", "DG-Net w/o feed": generated / "dgnet_nofeed"},
+        models={"DG-Net": dgnet_ckpt, "DG-Net w/o feed": models / "dgnet_nofeed" / "last.pt",
+                "DG-Net w/o id": models / "dgnet_noid" / "last.pt"},
+        generated_dirs={"DG-Net": generated / "dgnet", "DG-Net w/o feed": generated / "dgnet_nofeed",
+                        "DG-Net w/o id": generated / "dgnet_noid"},
         paths=StagePaths(teacher=str(teacher), table_md=str(reports / "table2.md"),
                          table_csv=str(reports / "table2.csv"), metrics=str(metrics / "generation.json"),
                          disentangle_md=str(reports / "disentanglement.md"),

@@ -3,7 +3,8 @@
     python pipelines/train_dgnet.py --name dgnet_warm --warm-only
     python pipelines/train_dgnet.py --name dgnet --warm-start models/dgnet_warm/last.pt \
         --beside dgnet_nofeed --beside-set train.feed_generated=false
-    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false
+    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false \
+        --beside dgnet_b --beside-set data.root=data/prepared/synth_b --beside-teacher models/teacher_b.pt
 
 Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
 ``reports/metrics/train_NAME.json`` and the training curves
@@ -12,8 +13,9 @@ that differ only in keys acting after ``train.warm_iter`` start from the
 shared warm-up checkpoint, which equals their own first ``warm_iter``
 iterations (the training is seeded per iteration; the check is in
 ``dgnet.train.loop.check_warm_start``). ``--beside NAME`` trains a second
-variant (``--set`` plus ``--beside-set``, same warm start) at the same time,
-side by side (``runtime.parallel_trainings``; dgnet/train/parallel.py).
+model at the same time, side by side (``runtime.parallel_trainings``;
+dgnet/train/parallel.py): params.yaml with ``--beside-set`` (not ``--set``),
+the same warm start, and ``--beside-teacher`` (default: ``--teacher``).
 """
 
 import argparse
@@ -40,15 +42,21 @@ def main() -> None:
     parser.add_argument("--teacher", default="models/teacher.pt")
     parser.add_argument("--beside", metavar="NAME", help="a second variant trained at the same time")
     parser.add_argument("--beside-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="the second variant's own settings (on top of --set)")
+                        help="the second model's settings (on top of params.yaml, not of --set)")
+    parser.add_argument("--beside-teacher", help="the second model's teacher (default: --teacher)")
     args = parser.parse_args()
-    cfg = apply_overrides(load_config("params.yaml"), args.set)
-    if args.warm_only:
-        cfg = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
-    jobs = [job(cfg, args.name, args.teacher, args.warm_start)]
+    params = load_config("params.yaml")
+    jobs = [job(warm_only(apply_overrides(params, args.set), args.warm_only), args.name, args.teacher,
+                args.warm_start)]
     if args.beside:
-        jobs.append(job(apply_overrides(cfg, args.beside_set), args.beside, args.teacher, args.warm_start))
+        jobs.append(job(warm_only(apply_overrides(params, args.beside_set), args.warm_only), args.beside,
+                        args.beside_teacher or args.teacher, args.warm_start))
     run_side_by_side(jobs)
+
+
+def warm_only(cfg: Config, flag: bool) -> Config:
+    """``cfg`` cut to its first ``train.warm_iter`` iterations when ``flag``."""
+    return replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)}) if flag else cfg
 
 
 if __name__ == "__main__":

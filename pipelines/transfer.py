@@ -4,13 +4,13 @@ import sys
 from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
 from dgnet.errors import run_guarded
-from dgnet.eval.variants import direct_transfer
+from dgnet.eval.variants import direct_transfer, transfer_domains
 from dgnet.summary import METHODS, slug
 
 
 def main() -> None:
     cfg = load_config("params.yaml")
-    domains = {"A": (cfg.data.layout, cfg.data.root), "B": (cfg.data.transfer_layout, cfg.data.transfer_root)}
+    domains = transfer_domains(cfg)
     models = {
         "A": {"Baseline (teacher)": "models/teacher.pt", "DG-Net": "models/dgnet/last.pt"},
         "B": {"Baseline (teacher)": "models/teacher_b.pt", "DG-Net": "models/dgnet_b/last.pt"},

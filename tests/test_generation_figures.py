@@ -16,7 +16,8 @@ from dgnet.config import replace
 from dgnet.data.dataset import ImageCache
 from dgnet.data.layouts import load_layout
 from dgnet.data.transforms import normalize
-from dgnet.eval import generation
+from dgnet.errors import UserError
+from dgnet.eval import disentangle, generation
 from dgnet.models import build_dgnet, build_teacher
 from dgnet.train import checkpoint
 from dgnet.reports import generation_figures as figures
@@ -177,7 +178,12 @@ def test_generation_eval_stage_end_to_end(micro_cfg, micro_data, tmp_path, monke
     teacher = build_teacher(micro_cfg.model, k)
     checkpoint.save("models/teacher.pt", checkpoint.make_state("teacher", micro_cfg, k, 0, {"teacher": teacher}))
 
-    metrics = generation.run_generation_eval(micro_cfg, probe_ids=20, probe_epochs=1, progress=False)
+    with pytest.raises(UserError, match="attribute probe not found .*dvc repro probe"):
+        generation.run_generation_eval(micro_cfg, progress=False)
+    probe = disentangle.build_probe(micro_cfg.data.synth, micro_cfg.data.height, micro_cfg.data.width,
+                                    seed=generation.GENERATION_SEED, epochs=1, probe_ids=20)
+    disentangle.save_probe(probe, "models/attribute_probe.pt")  # what the probe stage writes
+    metrics = generation.run_generation_eval(micro_cfg, progress=False)
 
     assert set(metrics["table2"]) == {"Real", "DG-Net", "DG-Net w/o id"}
     for row in metrics["table2"].values():

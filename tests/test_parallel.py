@@ -7,7 +7,7 @@ import torch
 
 from dgnet.config import preset_config, replace
 from dgnet.errors import UserError
-from dgnet.train.parallel import Job, run_side_by_side, threads_per_worker, workers_for
+from dgnet.train.parallel import Job, in_order, run_side_by_side, threads_per_worker, workers_for
 
 
 def _report(cfg, value):
@@ -29,6 +29,15 @@ def test_two_processes_keep_the_order():
     pids = {r[1] for r in results}
     assert os.getpid() not in pids and len(pids) == 2  # two worker processes, none of them this one
     assert {r[2] for r in results} == {threads_per_worker(cfg, 2)}
+
+
+def test_a_chain_runs_in_order_in_one_process_beside_another_job():
+    cfg = cpu_cfg(2)
+    chain, alone = run_side_by_side([in_order([Job(_report, cfg, ("warm",)), Job(_report, cfg, ("continued",))]),
+                                     Job(_report, cfg, ("beside",))])
+    assert [r[0] for r in chain] == ["warm", "continued"] and alone[0] == "beside"
+    assert chain[0][1] == chain[1][1] != alone[1]  # the chain's two jobs share one process, not the other's
+    assert {r[2] for r in (*chain, alone)} == {threads_per_worker(cfg, 2)}
 
 
 def test_an_error_in_a_worker_keeps_its_type_and_message():

@@ -43,8 +43,8 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-TRAINING_STAGES = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_noid",
-                   "train_b", "offline", "alpha_sweep", "replicate_train"}
+TRAINING_STAGES = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_scratch",
+                   "offline", "alpha_sweep", "replicate_train", "probe"}
 
 
 def _env(repo: Path) -> dict:
@@ -111,7 +111,12 @@ def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(mi
             "beta_gain", "feed_realism", "id_clothing", "disentangle", "transfer"} <= ids
     by_id = {c["id"]: c for c in card["claims"]}
     assert by_id["dgnet_vs_baseline"]["ours"]["n_seeds"] == 2
-    assert by_id["transfer"]["ours"]["n_seeds"] == 1 and by_id["transfer"]["verdict"] == "inconclusive"
+    assert by_id["transfer"]["ours"]["n_seeds"] == 2  # each replicate seed's models are tested on B too
+    assert "A -> B: DG-Net" in (reports / "table9.md").read_text().split("over seeds")[1]
+    assert by_id["id_clothing"]["ours"]["n_seeds"] == 2  # w/o id trains for every seed
+    assert by_id["alpha_peak"]["ours"]["n_seeds"] == 1 and by_id["alpha_peak"]["verdict"] == "inconclusive"
+    probe = json.loads((reports / "metrics" / "train_probe.json").read_text())
+    assert probe["ids"] > 0 and not (reports / "seeds" / "1" / "metrics" / "train_probe.json").exists()
     assert all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in card["claims"])
     assert "[Claims scorecard](claims.md)" in (reports / "README.md").read_text()
 

@@ -174,13 +174,17 @@ def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_
     torch.manual_seed(0)
     teacher = build_teacher(cfg.model, data.num_classes)
 
+    results = {}
+
     def run(c, out, **kw):
-        return train_dgnet(c, data.images, data.labels, data.num_classes, teacher, tmp_path / out,
-                           Run(None, None), progress=False, **kw).checkpoint
+        results[out] = train_dgnet(c, data.images, data.labels, data.num_classes, teacher, tmp_path / out,
+                                   Run(None, None), progress=False, **kw)
+        return results[out].checkpoint
 
     scratch = run(cfg, "scratch")
     warm = run(replace(cfg, **{"train.iterations": 3, "train.alpha": 0.2}), "warm")  # alpha acts after warm-up
     continued = run(cfg, "continued", init_from=warm)
+    assert (results["scratch"].trained, results["continued"].trained, results["continued"].iterations) == (6, 3, 6)
     a, b = _weights(scratch), _weights(continued)
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key

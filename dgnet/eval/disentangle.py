@@ -30,7 +30,7 @@ score: the mean over counted pairs of ``(p(v_i) + p(v_j)) / 2``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -122,6 +122,7 @@ class Probe:
     model: AttributeProbe
     classes: dict[str, list[str]]  # attribute -> class values (index = label)
     device: torch.device
+    trained_on: dict = field(default_factory=dict)  # images, ids, epochs, seed of its training (build_probe)
 
     @torch.no_grad()
     def predict(self, images: Tensor, batch_size: int = 256) -> pd.DataFrame:
@@ -254,11 +255,59 @@ def probe_training_set(synth, height: int, width: int, folder: str | Path, ids: 
     return ImageCache([s.path for s in samples], height, width, progress=False).images, labels
 
 
+def build_probe(synth, height: int, width: int, seed: int = 0, epochs: int = PROBE_EPOCHS,
+                probe_ids: int = PROBE_IDS, device: str | torch.device = "cpu", progress: bool = False) -> Probe:
+    """Draw the probe's own synthetic set (:func:`probe_training_set`, in a scratch folder) and train
+    the probe on it. Deterministic: the same arguments give the same probe."""
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="dgnet_probe_"))
+    try:
+        images, labels = probe_training_set(synth, height, width, scratch / "probe_set", probe_ids)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    probe = train_probe(images, labels, epochs=epochs, seed=seed, device=device, progress=progress)
+    probe.trained_on = {"images": int(images.shape[0]), "ids": probe_ids, "epochs": epochs, "seed": seed,
+                        "height": height, "width": width}
+    return probe
+
+
+def save_probe(probe: Probe, path: str | Path) -> None:
+    """An atomic, byte-deterministic checkpoint of the probe (``load_probe`` reads it back)."""
+    from dgnet import io
+
+    io.save_checkpoint(path, {"kind": "attribute_probe", "state_dict": probe.model.state_dict(),
+                              "classes": probe.classes, "trained_on": probe.trained_on})
+
+
+def load_probe(path: str | Path, height: int, width: int, device: str | torch.device = "cpu") -> Probe:
+    """The probe ``save_probe`` wrote; a clear error when the file is not one or was trained at another size."""
+    from dgnet import io
+
+    state = io.load_checkpoint(path, map_location=device)
+    if not isinstance(state, dict) or state.get("kind") != "attribute_probe":
+        raise io.CheckpointError(f"{path}: not an attribute-probe checkpoint (run the probe stage: dvc repro probe)")
+    size = (state["trained_on"].get("height"), state["trained_on"].get("width"))
+    if size != (height, width):
+        raise io.CheckpointError(f"{path}: probe trained at {size[0]}x{size[1]}, the images are {height}x{width} "
+                                 "(rerun the probe stage: dvc repro probe)")
+    model = AttributeProbe({a: len(c) for a, c in state["classes"].items()})
+    model.load_state_dict(state["state_dict"])
+    device = torch.device(device)
+    return Probe(model.to(device).eval(), state["classes"], device, state["trained_on"])
+
+
 def evaluate(root: str | Path, synth, train_samples: Sequence[Sample], train_images: Tensor,
              test_samples: Sequence[Sample], generated: Mapping[str, Tensor], tables: Mapping[str, pd.DataFrame],
              height: int, width: int, device: str | torch.device = "cpu", seed: int = 0,
-             epochs: int = PROBE_EPOCHS, probe_ids: int = PROBE_IDS, progress: bool = False) -> DisentangleResult:
-    """Train the probe, measure it on real test images, score every model's cross-id generations.
+             epochs: int = PROBE_EPOCHS, probe_ids: int = PROBE_IDS, progress: bool = False,
+             probe: Probe | None = None) -> DisentangleResult:
+    """Measure the probe on real test images, score every model's cross-id generations.
+
+    ``probe``: a trained probe (the ``probe`` stage's, :func:`load_probe`);
+    without one it is built here (:func:`build_probe` with ``seed``,
+    ``epochs`` and ``probe_ids``).
 
     ``root`` is the synthetic data set (its ``attributes.csv``) and ``synth``
     its :class:`dgnet.config.SynthConfig` (style, cameras, stored size: the
@@ -267,9 +316,6 @@ def evaluate(root: str | Path, synth, train_samples: Sequence[Sample], train_ima
     ``tables[name]`` its ``generated.csv`` rows (``appearance_index`` /
     ``structure_index`` into ``train_samples``).
     """
-    import shutil
-    import tempfile
-
     from dgnet.data.dataset import ImageCache
 
     attributes = read_attributes(root)
@@ -278,17 +324,14 @@ def evaluate(root: str | Path, synth, train_samples: Sequence[Sample], train_ima
             and attributes.at[_key(s.path), "kind"] == "person"]
     test_labels = labels_for(test, attributes)
     test_images = ImageCache([s.path for s in test], height, width, progress=False).images
-    scratch = Path(tempfile.mkdtemp(prefix="dgnet_probe_"))
-    try:
-        probe_images, probe_labels = probe_training_set(synth, height, width, scratch / "probe_set", probe_ids)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    probe = train_probe(probe_images, probe_labels, epochs=epochs, seed=seed, device=device, progress=progress)
+    if probe is None:
+        probe = build_probe(synth, height, width, seed, epochs, probe_ids, device, progress)
+    trained_on = probe.trained_on
     acc_real = accuracy(probe.predict(test_images), test_labels)
     acc_train = accuracy(probe.predict(train_images), train_labels)
     priors = marginals(train_labels)
     frames, metrics = [], {"probe_accuracy_test": acc_real, "probe_accuracy_train": acc_train,
-                           "probe_images": int(probe_images.shape[0]), "test_images": len(test),
+                           "probe_images": trained_on.get("images"), "test_images": len(test),
                            "models": {}, "summary": {}}
     for name, images in generated.items():
         tab = tables[name]
@@ -311,8 +354,8 @@ def evaluate(root: str | Path, synth, train_samples: Sequence[Sample], train_ima
                 "chance"):
         if col in table:
             table[col] = table[col].round(3)
-    note = (f"Probe: a small CNN trained ({epochs} epochs) on {int(probe_images.shape[0])} images of "
-            f"{probe_ids} fresh synthetic identities (same style and cameras, seed + {PROBE_SEED_OFFSET}); "
+    note = (f"Probe: a small CNN trained ({trained_on.get('epochs')} epochs) on {trained_on.get('images')} images of "
+            f"{trained_on.get('ids')} fresh synthetic identities (same style and cameras, seed + {PROBE_SEED_OFFSET}); "
             f"its accuracy is measured on {len(test)} real test images. Generated images: the cross-identity "
             "pairs of each generated set; per attribute only pairs whose two sources differ count, so the two "
             "'follows' rates and 'neither' sum to 1. Expected: clothing attributes follow the appearance "
@@ -324,6 +367,6 @@ def evaluate(root: str | Path, synth, train_samples: Sequence[Sample], train_ima
 
 __all__ = [
     "APPEARANCE_ATTRIBUTES", "ATTRIBUTES", "AttributeProbe", "DisentangleResult", "KIND", "Probe",
-    "STRUCTURE_ATTRIBUTES", "accuracy", "evaluate", "labels_for", "marginals", "read_attributes",
-    "probe_training_set", "score_generations", "summary", "train_probe",
+    "STRUCTURE_ATTRIBUTES", "accuracy", "build_probe", "evaluate", "labels_for", "load_probe", "marginals",
+    "read_attributes", "probe_training_set", "save_probe", "score_generations", "summary", "train_probe",
 ]

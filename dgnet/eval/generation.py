@@ -269,6 +269,7 @@ class StagePaths:
     """Every input and output of the ``generation_eval`` stage, relative to the project root."""
 
     teacher: str = "models/teacher.pt"
+    probe: str | None = "models/attribute_probe.pt"  # the probe stage's; None: train the probe here
     table_md: str = "reports/table2.md"
     table_csv: str = "reports/table2.csv"
     metrics: str = "reports/metrics/generation.json"
@@ -416,7 +417,8 @@ def run_generation_eval(
     (:data:`GENERATED_DIRS`). ``inception_weights``: see
     :mod:`dgnet.eval.fid`. ``probe_ids`` / ``probe_epochs``: the
     disentanglement probe's training set and length (defaults in
-    :mod:`dgnet.eval.disentangle`).
+    :mod:`dgnet.eval.disentangle`) when ``paths.probe`` is None and the
+    probe is trained here rather than read from the ``probe`` stage.
     """
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
@@ -469,6 +471,8 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
     main_name = next(iter(models))
     if not Path(models[main_name]).is_file():
         raise UserError(f"{models[main_name]}: DG-Net checkpoint not found (run the train_dgnet stage first)")
+    if cfg.data.layout == "synthetic" and paths.probe is not None and not Path(paths.probe).is_file():
+        raise UserError(f"{paths.probe}: attribute probe not found (run the probe stage: dvc repro probe)")
     present = {name: Path(p) for name, p in models.items() if Path(p).is_file()}
     for name, p in models.items():
         if name not in present:
@@ -517,9 +521,10 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
     t0 = time.perf_counter()
     dis_metrics: dict = {}
     if cfg.data.layout == "synthetic":
+        probe = None if paths.probe is None else disentangle.load_probe(paths.probe, h, w, device)
         dis = disentangle.evaluate(
             cfg.data.root, cfg.data.synth, train, train_images, splits.query + splits.gallery, generated, tables, h, w,
-            device=device, seed=seed, progress=progress,
+            device=device, seed=seed, progress=progress, probe=probe,
             epochs=probe_epochs or disentangle.PROBE_EPOCHS, probe_ids=probe_ids or disentangle.PROBE_IDS)
         write_table(paths.disentangle_md, paths.disentangle_csv,
                     "Ground-truth disentanglement of generated images (synthetic pedestrians)", cfg,

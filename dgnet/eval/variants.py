@@ -37,6 +37,11 @@ def beta_sweep(cfg: Config, checkpoint_path: str | Path, betas, progress: bool =
             for b in betas]
 
 
+def transfer_domains(cfg: Config) -> dict[str, tuple[str, str]]:
+    """The two domains of Table 9: ``{"A": (layout, root) trained on, "B": the transfer domain}``."""
+    return {"A": (cfg.data.layout, cfg.data.root), "B": (cfg.data.transfer_layout, cfg.data.transfer_root)}
+
+
 def direct_transfer(cfg: Config, domains: dict[str, tuple[str, str]], models: dict[str, dict[str, str]],
                     progress: bool = True) -> list[dict]:
     """Every (trained on, tested on) pair: ``models[train_domain][method] -> checkpoint``.

@@ -46,9 +46,10 @@ NETWORKS = ("appearance", "structure", "decoder", "discriminator")
 @dataclass
 class TrainResult:
     checkpoint: Path
-    iterations: int
+    iterations: int  # the run's length (train.iterations)
     seconds: float
     last_losses: dict[str, float]
+    trained: int = 0  # iterations this call ran: fewer than ``iterations`` after a warm start or a resume
 
 
 def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -231,4 +232,4 @@ def train_dgnet(
                               f"{kept_checkpoint(last_path, good_at)}") from None
     except KeyboardInterrupt:
         raise Interrupted(f"training stopped at iteration {it}; {kept_checkpoint(last_path, good_at)}") from None
-    return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses)
+    return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses, t.iterations - start)

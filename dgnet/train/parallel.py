@@ -53,6 +53,17 @@ def _call(job: Job) -> Any:
     return job.function(job.cfg, *job.args, **job.kwargs)
 
 
+def in_order(jobs: list[Job]) -> Job:
+    """One job that runs ``jobs`` one after the other in its process (e.g. a warm-up, then its
+    continuation, beside another training); its result is the list of theirs."""
+    return Job(_call_in_order, jobs[0].cfg, (tuple(jobs),))
+
+
+def _call_in_order(cfg: Config, jobs: tuple[Job, ...]) -> list[Any]:
+    threads = {"runtime.threads": cfg.runtime.threads}  # the share run_side_by_side gave this process
+    return [_call(Job(job.function, replace(job.cfg, **threads), job.args, job.kwargs)) for job in jobs]
+
+
 def run_side_by_side(jobs: list[Job]) -> list[Any]:
     """Run ``jobs``, up to ``runtime.parallel_trainings`` at once; return their results in order.
 

@@ -141,8 +141,9 @@ def run_dgnet(
         result = train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, out_dir, run,
                              resume=resume, progress=progress, sample_hook=sample_hook, init_from=init_from,
                              desc=run_name)
-        metrics = {"iterations": result.iterations, "train_seconds": result.seconds,
-                   "seconds_per_iteration": result.seconds / max(1, result.iterations),
+        metrics = {"iterations": result.iterations, "iterations_trained": result.trained,
+                   "train_seconds": result.seconds,
+                   "seconds_per_iteration": result.seconds / max(1, result.trained),
                    **result.last_losses}
         run.log_metrics({"train_seconds": result.seconds})
         run.tag_model(result.checkpoint)
