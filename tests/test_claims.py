@@ -100,3 +100,23 @@ def test_every_table_over_seeds(tmp_path):
     page = (tmp_path / "seeds.md").read_text()
     assert "Seeds: 0, 1." in page and "Figure 8 (left)" in page
     assert over.mean_std([61.23]) == "61.2 (1 seed)" and over.mean_std([]) == "not measured"
+
+
+def test_table9_over_seeds_pairs_each_seeds_transfer_rows():
+    from dgnet.reports import seeds as over
+    from dgnet.reports.build import transfer_by_pair
+
+    def rows(baseline, dgnet, with_b_to_a):
+        out = [{"train": "A", "test": "B", "method": "Baseline (teacher)", "rank1": 0.3, "mAP": baseline},
+               {"train": "A", "test": "B", "method": "DG-Net", "rank1": 0.3, "mAP": dgnet}]
+        if with_b_to_a:
+            out.append({"train": "B", "test": "A", "method": "DG-Net", "rank1": 0.4, "mAP": 0.28})
+        return {"transfer": {"rows": out}}
+
+    by_pair = transfer_by_pair({0: rows(0.19, 0.21, True), 1: rows(0.17, 0.21, False), 2: {}})
+    assert set(by_pair[0]["transfer"]) == {"A -> B", "B -> A"} and by_pair[2] == {"transfer": {}}
+    table = over.reid_over_seeds(by_pair, [("A -> B: DG-Net", "transfer", ("A -> B", "DG-Net")),
+                                           ("B -> A: DG-Net", "transfer", ("B -> A", "DG-Net"))]).set_index("Method")
+    assert table.loc["A -> B: DG-Net", "mAP"] == "21.0 ± 0.0" and table.loc["A -> B: DG-Net", "seeds"] == 2
+    assert table.loc["B -> A: DG-Net", "mAP"] == "28.0 (1 seed)"
+    assert claims.transfer(rows(0.17, 0.21, False)) == pytest.approx(4.0)
