@@ -1,6 +1,7 @@
 """Speed and memory of the full joint DG-Net step (D step + E_a/E_s/G step).
 
     python benchmarks/train_speed.py [--iterations 20] [--paper-iterations 3] [--device cpu|cuda] [--skip-side-by-side]
+    python benchmarks/train_speed.py --alternatives [--iterations 20]
 
 Times the step at the ``default`` configuration (the CPU pipeline's) and at
 the ``paper`` configuration (256x128, ResNet-50, batch 16; a few iterations,
@@ -11,6 +12,13 @@ one thread, and two single-thread trainings side by side (two processes, as
 ``runtime.parallel_trainings: 2`` runs them), which gives the throughput the
 pipeline's paired trainings get. Prints the figures and writes
 ``benchmarks/results/train_speed.json``.
+
+``--alternatives`` answers "which cheaper model or input would make the
+default step fast enough?" instead: it times the default step and each of
+``ALTERNATIVES`` (one config change each, same iterations, this process's
+threads), and the share of the default step's CPU time spent in convolutions
+(forward and backward, from the PyTorch profiler). It writes
+``benchmarks/results/train_speed_alternatives.json``.
 """
 
 from __future__ import annotations
@@ -37,9 +45,18 @@ from dgnet.train.schedules import loss_weights  # noqa: E402
 from dgnet.train import fidelity  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
+OUT_ALTERNATIVES = OUT.with_name("train_speed_alternatives.json")
+ALTERNATIVES = {  # name -> config changes; each makes the model or its input cheaper
+    "input 48x24": {"data.height": 48, "data.width": 24},
+    "input 32x16": {"data.height": 32, "data.width": 16},
+    "batch 4": {"train.batch_size": 4},
+    "structure code 32 channels": {"model.structure.code_channels": 32},
+    "discriminator 2 scales": {"model.discriminator.scales": 2},
+    "input 32x16, discriminator 2 scales": {"data.height": 32, "data.width": 16, "model.discriminator.scales": 2},
+}
 
 
-def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> dict:
+def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100, profile: bool = False) -> dict:
     device = torch.device(cfg.runtime.device)
     torch.manual_seed(0)
     nets = {k: v.to(device) for k, v in build_dgnet(cfg.model, classes).items()}
@@ -57,7 +74,10 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> d
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile else None
     for it in range(warmup + iterations):
+        if profiler is not None and it == warmup:
+            profiler.start()
         began = time.perf_counter()
         batch = dgnet_batch(images, sampler, it, 2, device, sw.pad_mode)
         g = iteration_generator(0, it)
@@ -72,6 +92,13 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> d
             times.append(time.perf_counter() - began)
     times.sort()
     median = times[len(times) // 2]
+    conv_share = None
+    if profiler is not None:
+        profiler.stop()
+        ops = profiler.key_averages()
+        total = sum(op.self_cpu_time_total for op in ops)
+        conv = sum(op.self_cpu_time_total for op in ops if "convolution" in op.key)
+        conv_share = conv / total
     result = {
         "config": name, "device": str(device), "batch_size": cfg.train.batch_size,
         "input": f"{cfg.data.height}x{cfg.data.width}", "backbone": cfg.model.backbone.arch,
@@ -80,6 +107,8 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100) -> d
         "images_per_second": cfg.train.batch_size / median,
         "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    if conv_share is not None:
+        result["convolution_share_of_cpu_time"] = conv_share
     if device.type == "cuda":
         result["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
@@ -108,6 +137,27 @@ def side_by_side(default, iterations: int) -> list[dict]:
     return [alone, *pair]
 
 
+def alternatives(default, iterations: int) -> None:
+    """Time the default step, then each cheaper alternative; profile the default apart for its convolution share."""
+    base = bench("default", default, iterations, warmup=3)
+    profiled = bench("default, profiled", default, max(3, iterations // 4), warmup=3, profile=True)
+    base["convolution_share_of_cpu_time"] = profiled["convolution_share_of_cpu_time"]  # not timed: the profiler slows
+    rows = [base]
+    print(f"default: {base['seconds_per_iteration']:.3f} s/iteration, "
+          f"{100 * base['convolution_share_of_cpu_time']:.0f}% of the CPU time in convolutions", flush=True)
+    for name, changes in ALTERNATIVES.items():
+        r = bench(name, replace(default, **changes), iterations, warmup=3)
+        r["changes"] = changes
+        r["speedup_vs_default"] = base["seconds_per_iteration"] / r["seconds_per_iteration"]
+        rows.append(r)
+        print(f"{name}: {r['seconds_per_iteration']:.3f} s/iteration, {r['speedup_vs_default']:.2f}x the default",
+              flush=True)
+    io.write_json(OUT_ALTERNATIVES, {"machine": platform.processor() or platform.machine(),
+                                     "threads": torch.get_num_threads(), "torch": torch.__version__,
+                                     "results": rows})
+    print(f"wrote {OUT_ALTERNATIVES}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="timed iterations at the default config")
@@ -115,10 +165,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-paper", action="store_true")
     parser.add_argument("--skip-side-by-side", action="store_true", help="skip the 1-thread and 2-process figures")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="time cheaper models/inputs against the default instead (train_speed_alternatives.json)")
     args = parser.parse_args()
 
     results = []
     default = replace(preset_config("default"), **{"model.backbone.pretrained": "none"})  # speed only
+    if args.alternatives:
+        alternatives(default, args.iterations)
+        return
     results.append(bench("default", default, args.iterations, warmup=3))
     if not args.skip_side_by_side and args.device == "cpu":
         results.extend(side_by_side(default, args.iterations))

@@ -9,8 +9,12 @@ identities (``data.val_ids``), then DG-Net for ``--iterations`` with the
 default's schedule stretched to that length (warm-up, ramp and lr steps keep
 their fractions). Every ``--every`` iterations it scores E_a on the held-out
 validation identities (never the test set): f_prim alone (beta 0) and
-f_prim + beta f_fine (the config's beta), and records the last logged losses
-(self-reconstruction L1 ``img1`` among them). Writes
+f_prim + beta f_fine (the config's beta), records the last logged losses
+(self-reconstruction L1 ``img1`` among them) and, on the synthetic data, runs
+the ground-truth attribute probe on G(a_i, s_j) for cross-identity pairs of
+training images (as the generation-eval stage does, without the JPEG round
+trip): how often the top and bottom colour follow the appearance source and
+the camera the structure source. Writes
 ``benchmarks/results/training_curves[_LABEL].json`` and a PNG beside it.
 """
 
@@ -23,12 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dgnet import io  # noqa: E402
 from dgnet.config import apply_overrides, preset_config  # noqa: E402
+from dgnet.data.transforms import normalize  # noqa: E402
+from dgnet.eval import disentangle  # noqa: E402
+from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8  # noqa: E402
 from dgnet.tracking import Run  # noqa: E402
 from dgnet.train.data import load_training_set, test_sets  # noqa: E402
 from dgnet.train import fidelity  # noqa: E402
@@ -51,6 +59,35 @@ class LossRecorder(Run):
         self.last = {k: float(v) for k, v in metrics.items() if k.startswith("loss/")}
 
 
+PROBED = {"top_color": "follows appearance source", "bottom_color": "follows appearance source",
+          "camid": "follows structure source"}
+
+
+class SwapProbe:
+    """The attribute probe on G(a_i, s_perm(i)) over the cross-identity pairs of the training images."""
+
+    def __init__(self, cfg, samples, images: torch.Tensor):
+        self.cfg, self.images = cfg, images
+        self.probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width)
+        labels = disentangle.labels_for(samples, disentangle.read_attributes(cfg.data.root))
+        self.priors = disentangle.marginals(labels)
+        partner = random_partners(len(samples), GENERATION_SEED)
+        pids = np.array([s.pid for s in samples])
+        self.appearance = np.flatnonzero(pids != pids[partner])
+        self.structure = partner[self.appearance]
+        self.appearance_labels = labels.iloc[self.appearance].reset_index(drop=True)
+        self.structure_labels = labels.iloc[self.structure].reset_index(drop=True)
+
+    def score(self, nets) -> dict[str, float]:
+        fakes = []
+        for start in range(0, len(self.appearance), 64):
+            a, s = self.appearance[start:start + 64], self.structure[start:start + 64]
+            fakes.append(to_uint8(generate(nets, normalize(self.images[a]), normalize(self.images[s]))))
+        scores = disentangle.score_generations(self.probe.predict(torch.cat(fakes)), self.appearance_labels,
+                                               self.structure_labels, self.priors, names=tuple(PROBED))
+        return {row["attribute"]: float(row[PROBED[row["attribute"]]]) for _, row in scores.iterrows()}
+
+
 def plot(path: Path, result: dict) -> None:
     import matplotlib
 
@@ -59,7 +96,9 @@ def plot(path: Path, result: dict) -> None:
 
     points = result["points"]
     its = [p["iteration"] for p in points]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    probed = any(p.get("probe") for p in points)
+    fig, axes = plt.subplots(1, 3 if probed else 2, figsize=(15 if probed else 10, 3.6))
+    left, right = axes[0], axes[1]
     left.plot(its, [100 * p["mAP_prim"] for p in points], "o-", label="DG-Net f_prim")
     left.plot(its, [100 * p["mAP_combined"] for p in points], "s-", label=f"DG-Net f_prim + {result['beta']:g} f_fine")
     left.axhline(100 * result["baseline"]["mAP"], color="k", ls="--", label="Baseline (teacher)")
@@ -71,6 +110,14 @@ def plot(path: Path, result: dict) -> None:
     right.plot(its, [p["losses"].get("loss/img2", float("nan")) for p in points], "s-", label="same-id recon L1 (img2)")
     right.set(xlabel="iteration", ylabel="L1 (normalised pixels)", title="Reconstruction")
     right.legend(fontsize=8)
+    if probed:
+        for attribute, source in PROBED.items():
+            axes[2].plot(its, [100 * p["probe"][attribute] for p in points], "o-",
+                         label=f"{attribute} {source.replace('follows ', 'follows the ')}")
+        axes[2].axhline(60, color="k", ls="--", lw=0.8, label="60% (the claims issue's bar)")
+        axes[2].set(xlabel="iteration", ylabel="cross-identity pairs (%)", title="Attribute probe on G(a_i, s_j)",
+                    ylim=(0, 100))
+        axes[2].legend(fontsize=7)
     fig.suptitle(f"{result['config']}, seed {result['seed']}, {result['iterations']} iterations "
                  f"({result['label']})", fontsize=9)
     fig.tight_layout()
@@ -102,6 +149,7 @@ def main() -> None:
               "iterations": cfg.train.iterations, "warm_iter": cfg.train.warm_iter, "lr_steps": cfg.train.lr_steps,
               "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
               "points": []}
+    probe = SwapProbe(cfg, data.samples, data.images) if cfg.data.layout == "synthetic" else None
     recorder = LossRecorder()
     began = time.perf_counter()
 
@@ -111,11 +159,12 @@ def main() -> None:
         score = scorer.score(nets["appearance"])
         point = {"iteration": iteration, "mAP_prim": score["mAP_by_beta"][0.0],
                  "mAP_combined": score["mAP_by_beta"][beta], "losses": dict(recorder.last),
-                 "seconds": round(time.perf_counter() - began, 1)}
+                 "probe": probe.score(nets) if probe else {}, "seconds": round(time.perf_counter() - began, 1)}
         result["points"].append(point)
+        probed = "  ".join(f"{k} {100 * v:.0f}%" for k, v in point["probe"].items())
         print(f"it {iteration:5d}: val mAP f_prim {100 * point['mAP_prim']:.1f}  combined "
               f"{100 * point['mAP_combined']:.1f}  img1 {point['losses'].get('loss/img1', float('nan')):.3f}  "
-              f"({point['seconds']:.0f} s)", flush=True)
+              f"{probed}  ({point['seconds']:.0f} s)", flush=True)
         io.write_json(out, result)
 
     with tempfile.TemporaryDirectory() as tmp:
