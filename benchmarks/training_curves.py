@@ -67,7 +67,7 @@ class SwapProbe:
     """The attribute probe on G(a_i, s_perm(i)) over the cross-identity pairs of the training images."""
 
     def __init__(self, cfg, samples, images: torch.Tensor):
-        self.cfg, self.images = cfg, images
+        self.images = images
         self.probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width)
         labels = disentangle.labels_for(samples, disentangle.read_attributes(cfg.data.root))
         self.priors = disentangle.marginals(labels)
