@@ -1,7 +1,7 @@
 """Validation mAP and reconstruction loss of a long DG-Net run, against the Baseline's validation mAP.
 
     python benchmarks/training_curves.py [--config default] [--iterations 3000] [--every 150]
-                                         [--set KEY=VALUE ...] [--label NAME]
+                                         [--stop-at N] [--set KEY=VALUE ...] [--label NAME]
 
 Answers "would the CPU default reproduce with a longer schedule?". Trains the
 Baseline (teacher) once on the training identities minus the validation
@@ -16,6 +16,8 @@ training images (as the generation-eval stage does, without the JPEG round
 trip): how often the top and bottom colour follow the appearance source and
 the camera the structure source. Writes
 ``benchmarks/results/training_curves[_LABEL].json`` and a PNG beside it.
+``--stop-at N`` ends the run after iteration N of the ``--iterations``
+schedule, to compare the first part of a long run with another's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ from dgnet.train.teacher import train_teacher  # noqa: E402
 from experiments.tuning import ValidationScorer, with_iterations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class StopAt(Exception):
+    """Raised by the iteration hook to end the run early (``--stop-at``)."""
 
 
 class LossRecorder(Run):
@@ -131,6 +137,8 @@ def main() -> None:
     parser.add_argument("--config", default="default")
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--every", type=int, default=150, help="validation every N iterations")
+    parser.add_argument("--stop-at", type=int, default=0, metavar="N",
+                        help="end after iteration N; the schedule stays that of --iterations")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config change")
     parser.add_argument("--label", default="", help="suffix of the output files")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -147,7 +155,7 @@ def main() -> None:
     out = RESULTS / f"training_curves{suffix}.json"
     result = {"config": cfg.name, "label": args.label or "default", "changes": args.set, "seed": cfg.train.seed,
               "iterations": cfg.train.iterations, "warm_iter": cfg.train.warm_iter, "lr_steps": cfg.train.lr_steps,
-              "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
+              "stopped_at": args.stop_at or cfg.train.iterations, "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
               "points": []}
     probe = SwapProbe(cfg, data.samples, data.images) if cfg.data.layout == "synthetic" else None
     recorder = LossRecorder()
@@ -166,6 +174,8 @@ def main() -> None:
               f"{100 * point['mAP_combined']:.1f}  img1 {point['losses'].get('loss/img1', float('nan')):.3f}  "
               f"{probed}  ({point['seconds']:.0f} s)", flush=True)
         io.write_json(out, result)
+        if args.stop_at and iteration >= args.stop_at:
+            raise StopAt
 
     with tempfile.TemporaryDirectory() as tmp:
         teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
@@ -173,8 +183,11 @@ def main() -> None:
         scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True)
         result["baseline"] = {"mAP": float(scored["mAP"]), "rank1": float(scored["rank1"])}
         print(f"Baseline (teacher) val mAP {100 * result['baseline']['mAP']:.1f}", flush=True)
-        train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, Path(tmp) / "dgnet", recorder,
-                    progress=False, iteration_hook=record)
+        try:
+            train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, Path(tmp) / "dgnet", recorder,
+                        progress=False, iteration_hook=record)
+        except StopAt:
+            pass
     io.write_json(out, result)
     plot(out.with_suffix(".png"), result)
     print(f"wrote {out} and {out.with_suffix('.png')}")
