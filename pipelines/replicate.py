@@ -32,6 +32,7 @@ from dgnet.errors import run_guarded
 from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, direct_transfer, evaluate_variants, transfer_domains
+from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, in_order, run_side_by_side
 from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
@@ -49,10 +50,11 @@ def train(cfg: Config, seed: int, progress: bool) -> None:
 
     # the warm-up then DG-Net in one process, "w/o id" (from iteration 0, as long as the two) in the other;
     # then "w/o feed" from the warm-up, alone
-    warm = replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
-    run_side_by_side([in_order([dgnet_job("dgnet_warm", warm), dgnet_job("dgnet", cfg, warm_ckpt)]),
-                      dgnet_job("dgnet_noid", replace(cfg, **{"train.id_supervision": False}))])
-    run_side_by_side([dgnet_job("dgnet_nofeed", replace(cfg, **{"train.feed_generated": False}), warm_ckpt)])
+    warm_then_full = in_order([dgnet_job("dgnet_warm", warm_up_config(cfg)), dgnet_job("dgnet", cfg, warm_ckpt)])
+    run_side_by_side([warm_then_full, dgnet_job("dgnet_noid", replace(cfg, **{"train.id_supervision": False}))])
+    run_dgnet(replace(cfg, **{"train.feed_generated": False}), teacher, models / "dgnet_nofeed",
+              logs / "samples_dgnet_nofeed.png", logs / "train_dgnet_nofeed.json", progress=progress,
+              run_name=f"{tag}/dgnet_nofeed", init_from=warm_ckpt)
     train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
                       models / "offline_reid.pt", logs / "train_offline.json", progress, run_name=f"{tag}/offline_reid")
 

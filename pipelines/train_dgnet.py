@@ -21,8 +21,9 @@ the same warm start, and ``--beside-teacher`` (default: ``--teacher``).
 import argparse
 import sys
 
-from dgnet.config import Config, apply_overrides, load_config, replace
+from dgnet.config import Config, apply_overrides, load_config
 from dgnet.errors import run_guarded
+from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.train.runs import run_dgnet
 
@@ -46,17 +47,16 @@ def main() -> None:
     parser.add_argument("--beside-teacher", help="the second model's teacher (default: --teacher)")
     args = parser.parse_args()
     params = load_config("params.yaml")
-    jobs = [job(warm_only(apply_overrides(params, args.set), args.warm_only), args.name, args.teacher,
-                args.warm_start)]
+
+    def variant(assignments: list[str]) -> Config:
+        cfg = apply_overrides(params, assignments)
+        return warm_up_config(cfg) if args.warm_only else cfg
+
+    jobs = [job(variant(args.set), args.name, args.teacher, args.warm_start)]
     if args.beside:
-        jobs.append(job(warm_only(apply_overrides(params, args.beside_set), args.warm_only), args.beside,
-                        args.beside_teacher or args.teacher, args.warm_start))
+        jobs.append(job(variant(args.beside_set), args.beside, args.beside_teacher or args.teacher,
+                        args.warm_start))
     run_side_by_side(jobs)
-
-
-def warm_only(cfg: Config, flag: bool) -> Config:
-    """``cfg`` cut to its first ``train.warm_iter`` iterations when ``flag``."""
-    return replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)}) if flag else cfg
 
 
 if __name__ == "__main__":

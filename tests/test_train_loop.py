@@ -166,7 +166,7 @@ def test_two_process_data_parallel_keeps_replicas_identical(micro_cfg, tmp_path)
 
 def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_cfg, tmp_path):
     from dgnet.train.data import load_training_set
-    from dgnet.train.loop import train_dgnet
+    from dgnet.train.loop import train_dgnet, warm_up_config
 
     cfg = replace(micro_cfg, **{"train.iterations": 6, "train.warm_iter": 3, "train.ramp_iters": 2,
                                 "train.checkpoint_every": 100, "train.alpha": 0.7, "tracking.uri": "none"})
@@ -182,8 +182,9 @@ def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_
         return results[out].checkpoint
 
     scratch = run(cfg, "scratch")
-    warm = run(replace(cfg, **{"train.iterations": 3, "train.alpha": 0.2}), "warm")  # alpha acts after warm-up
+    warm = run(warm_up_config(replace(cfg, **{"train.alpha": 0.2})), "warm")  # alpha acts after warm-up
     continued = run(cfg, "continued", init_from=warm)
+    assert results["warm"].trained == 3
     assert (results["scratch"].trained, results["continued"].trained, results["continued"].iterations) == (6, 3, 6)
     a, b = _weights(scratch), _weights(continued)
     for key in a:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from dgnet.progress import tqdm
 
 from dgnet import io
-from dgnet.config import Config
+from dgnet.config import Config, replace
 from dgnet.errors import Interrupted, UserError
 from dgnet.data.dataset import scaled_pad
 from dgnet.models import build_dgnet
@@ -93,6 +93,12 @@ def check_warm_start(cfg: Config, state: dict, path: str | Path) -> None:
     if ours != theirs:
         diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         raise WarmStartError(f"{path}: the warm-up run's config differs in {diff}; it cannot be shared")
+
+
+def warm_up_config(cfg: Config) -> Config:
+    """``cfg`` cut to its first ``train.warm_iter`` iterations: the shared warm-up run whose last
+    checkpoint the variants differing only in ``POST_WARM_KEYS`` continue from."""
+    return replace(cfg, **{"train.iterations": max(1, cfg.train.warm_iter)})
 
 
 def kept_checkpoint(last_path: Path, good_at: int | None) -> str:
