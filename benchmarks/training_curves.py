@@ -1,7 +1,7 @@
 """Validation mAP and reconstruction loss of a long DG-Net run, against the Baseline's validation mAP.
 
     python benchmarks/training_curves.py [--config default] [--iterations 3000] [--every 150]
-                                         [--stop-at N] [--set KEY=VALUE ...] [--label NAME]
+                                         [--stop-at N] [--set KEY=VALUE ...] [--label NAME] [--pretrain]
 
 Answers "would the CPU default reproduce with a longer schedule?". Trains the
 Baseline (teacher) once on the training identities minus the validation
@@ -18,6 +18,9 @@ the camera the structure source. Writes
 ``benchmarks/results/training_curves[_LABEL].json`` and a PNG beside it.
 ``--stop-at N`` ends the run after iteration N of the ``--iterations``
 schedule, to compare the first part of a long run with another's.
+``--pretrain`` first pre-trains the backbone as the ``pretrain`` stage does,
+at this run's input size (e.g. with ``--set data.height=32 --set
+data.width=16``), instead of loading ``model.backbone.pretrained``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dgnet import io  # noqa: E402
-from dgnet.config import apply_overrides, preset_config  # noqa: E402
+from dgnet.config import apply_overrides, preset_config, replace  # noqa: E402
 from dgnet.data.transforms import normalize  # noqa: E402
 from dgnet.eval import disentangle  # noqa: E402
 from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8  # noqa: E402
@@ -43,6 +46,7 @@ from dgnet.tracking import Run  # noqa: E402
 from dgnet.train.data import load_training_set, test_sets  # noqa: E402
 from dgnet.train import fidelity  # noqa: E402
 from dgnet.train.loop import train_dgnet  # noqa: E402
+from dgnet.train.pretrain import run_pretrain  # noqa: E402
 from dgnet.train.runs import evaluate_teacher  # noqa: E402
 from dgnet.train.teacher import train_teacher  # noqa: E402
 from experiments.tuning import ValidationScorer, with_iterations  # noqa: E402
@@ -142,6 +146,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config change")
     parser.add_argument("--label", default="", help="suffix of the output files")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--pretrain", action="store_true",
+                        help="pre-train the backbone first (the pretrain stage's recipe, at this input size)")
     args = parser.parse_args()
 
     if args.threads:
@@ -154,6 +160,7 @@ def main() -> None:
     suffix = f"_{args.label}" if args.label else ""
     out = RESULTS / f"training_curves{suffix}.json"
     result = {"config": cfg.name, "label": args.label or "default", "changes": args.set, "seed": cfg.train.seed,
+              "input": f"{cfg.data.height}x{cfg.data.width}",
               "iterations": cfg.train.iterations, "warm_iter": cfg.train.warm_iter, "lr_steps": cfg.train.lr_steps,
               "stopped_at": args.stop_at or cfg.train.iterations, "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
               "points": []}
@@ -178,6 +185,12 @@ def main() -> None:
             raise StopAt
 
     with tempfile.TemporaryDirectory() as tmp:
+        if args.pretrain:
+            weights = Path(tmp) / "pretrained_backbone.pth"
+            run_pretrain(replace(cfg, **{"tracking.uri": "none"}), Path(tmp) / "pretrain", weights,
+                         Path(tmp) / "pretrain.json", progress=False)
+            cfg = replace(cfg, **{"model.backbone.pretrained": str(weights)})
+            result["pretrained"] = f"here, at {cfg.data.height}x{cfg.data.width} (--pretrain)"
         teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
                                 Run(None, None), progress=False)
         scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True)
