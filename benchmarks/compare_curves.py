@@ -81,9 +81,7 @@ def plot(path: Path, results: dict[str, dict]) -> None:
         axis.axhline(60, color="k", ls="--", lw=0.8)
         axis.set(xlabel="minutes", ylabel="cross-identity pairs (%)", title=f"probe: {attribute}", ylim=(0, 100))
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
 
 
 def main() -> None:

@@ -131,9 +131,7 @@ def plot(path: Path, result: dict) -> None:
     fig.suptitle(f"{result['config']}, seed {result['seed']}, {result['iterations']} iterations "
                  f"({result['label']})", fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
 
 
 def main() -> None:
@@ -153,8 +151,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = with_iterations(apply_overrides(preset_config(args.config), args.set), args.iterations)
-    data = load_training_set(cfg.data, hold_out_validation=True, progress=False)
-    query, gallery, _ = test_sets(cfg.data, validation=True, resize=fidelity.resolve(cfg).resize)
+    resize = fidelity.resolve(cfg).resize
+    data = load_training_set(cfg.data, hold_out_validation=True, progress=False, resize=resize)
+    query, gallery, _ = test_sets(cfg.data, validation=True, resize=resize)
     beta = cfg.eval.beta
     scorer = ValidationScorer(query, gallery, cfg.eval, torch.device(cfg.runtime.device), (0.0, beta))
     suffix = f"_{args.label}" if args.label else ""

@@ -105,6 +105,17 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """Write a matplotlib figure as a PNG (atomically), then close it; ``savefig_kwargs`` go to ``savefig``."""
+    import matplotlib.pyplot as plt  # here, not at the top: most users of this module draw nothing
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **savefig_kwargs)
+    plt.close(fig)  # a figure pyplot never held (``Figure()``) is left as it is
+    return path
+
+
 def checkpoint_bytes(state: dict) -> bytes:
     """``torch.save`` of ``state`` into memory: the same state gives the same bytes.
 

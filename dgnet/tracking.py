@@ -79,6 +79,14 @@ def _metric_name(name: str) -> str:
     return "/".join(parts)
 
 
+def test_metrics(metrics: dict[str, dict], main: str = "f_prim+f_fine") -> dict[str, float]:
+    """``test/mAP``, ``test/rank1`` (the main feature) and ``test/FEATURE/mAP`` ... for MLflow."""
+    out = {f"test/{k}": metrics[main][k] for k in ("mAP", "rank1", "mINP") if k in metrics.get(main, {})}
+    for feature, m in metrics.items():
+        out.update({f"test/{feature}/{k}": m[k] for k in ("mAP", "rank1") if k in m})
+    return out
+
+
 class Run:
     """A thin handle on an active MLflow run (or a no-op when tracking is off)."""
 

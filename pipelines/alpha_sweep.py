@@ -17,7 +17,7 @@ from dgnet.config import config_to_dict, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
 from dgnet.train.parallel import Job, run_side_by_side
-from dgnet.train.runs import run_dgnet, test_metrics
+from dgnet.train.runs import run_dgnet
 
 
 def folder(alpha: float) -> str:
@@ -38,7 +38,7 @@ def evaluate(cfg) -> None:
     with tracking.start_run(cfg.tracking, "evaluate_alpha_sweep", params=config_to_dict(cfg)) as run:
         for alpha in cfg.sweep.alphas:
             metrics = evaluate_on(cfg, f"{folder(alpha)}/last.pt")
-            run.log_to_model_run(f"{folder(alpha)}/last.pt", test_metrics(metrics))
+            run.log_to_model_run(f"{folder(alpha)}/last.pt", tracking.test_metrics(metrics))
             main = metrics[MAIN_FEATURE]
             points.append({"alpha": float(alpha), "rank1": main["rank1"], "mAP": main["mAP"]})
     io.write_json("reports/metrics/alpha_sweep.json", {"points": points})

@@ -6,7 +6,6 @@ from dgnet.config import config_to_dict, load_config
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_variants
 from dgnet.summary import slug
-from dgnet.train.runs import test_metrics
 
 CHECKPOINTS = {"w/o feed": "models/dgnet_nofeed/last.pt", "w/o id": "models/dgnet_noid/last.pt"}
 
@@ -18,7 +17,7 @@ def main() -> None:
         for name, m in metrics.items():
             key = slug(name)  # "w/o feed" -> "w_o_feed"
             run.log_metrics({f"{key}/rank1": m[MAIN_FEATURE]["rank1"], f"{key}/mAP": m[MAIN_FEATURE]["mAP"]})
-            run.log_to_model_run(CHECKPOINTS[name], test_metrics(m))
+            run.log_to_model_run(CHECKPOINTS[name], tracking.test_metrics(m))
     io.write_json("reports/metrics/ablations.json", metrics)
 
 

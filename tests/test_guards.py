@@ -235,6 +235,27 @@ def test_stale_temporary_files_are_removed_but_a_live_writers_is_kept(tmp_path):
     assert live.exists() and other.exists() and not stale.exists()
 
 
+def test_a_figure_that_fails_to_draw_keeps_the_previous_png_and_is_closed(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "fig.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert io.save_figure(fig, path, dpi=50) == path
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
+    before = path.read_bytes()
+    broken, ax = plt.subplots()
+    ax.set_title("$\\notacommand$")  # mathtext fails while the PNG is being drawn
+    with pytest.raises(ValueError):
+        io.save_figure(broken, path)
+    plt.close(broken)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary file left
+
+
 def test_training_start_removes_the_killed_saves_leftover(micro_cfg, training, tmp_path, one_torch_thread):
     stale = tmp_path / ".last.pt.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")

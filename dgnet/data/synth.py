@@ -671,9 +671,7 @@ def save_example_grid(root: str | Path, out_png: str | Path, rows: int = 4, cols
     name = "synthetic pedestrians" if layout == "synthetic" else layout
     fig.suptitle(f"{name} ({Path(root).name}): one identity per row", fontsize=8)
     fig.tight_layout()
-    with io.atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, out_png, dpi=110)
 
 
 __all__ = ["PALETTES", "write_synthetic", "save_example_grid"]

@@ -61,7 +61,6 @@ def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path,
                figure_path, progress: bool = True, registered_name: str | None = None) -> dict:
     """Table 3 from a DG-Net checkpoint; its metrics also go to the run that trained it, and with
     ``registered_name`` its re-id network is logged as an MLflow model and registered under that name."""
-    from dgnet.train.runs import test_metrics
 
     baseline = json.loads(Path(teacher_metrics_path).read_text())
     with tracking.start_run(cfg.tracking, "evaluate_dgnet", params=config_to_dict(cfg),
@@ -70,7 +69,7 @@ def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path,
         metrics = {"baseline": baseline, **result["metrics"]}
         for name, m in metrics.items():
             run.log_metrics({f"{name}/{key}": m[key] for key in ("rank1", "mAP", "mINP") if key in m})
-        run.log_to_model_run(checkpoint_path, test_metrics(result["metrics"]))
+        run.log_to_model_run(checkpoint_path, tracking.test_metrics(result["metrics"]))
         if registered_name:
             run.log_reid_model(checkpoint_path, cfg.eval.beta, registered_name)
         frame = table3_frame(baseline, result["metrics"])

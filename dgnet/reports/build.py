@@ -150,9 +150,7 @@ def figure8(cfg: Config, table3: dict, alpha: dict | None, beta: dict | None, ou
         ax.legend(fontsize=8)
     fig.suptitle(f"Figure 8, measured on {cfg.name} ({cfg.data.layout}); test split", fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, out_png, dpi=110)
     for key, pts in (("alpha", points), ("beta", (beta or {}).get("points", []))):
         with io.atomic_path(REPORTS / f"figure8_{key}.csv") as tmp:
             pd.DataFrame(pts, columns=[key, "rank1", "mAP"]).to_csv(tmp, index=False)

@@ -109,11 +109,7 @@ def save_grid(cells: Sequence[Sequence[Tensor | None]], path: str | Path, title:
         spine.set_visible(False)
     if title:
         ax.set_title(title, fontsize=7)
-    path = Path(path)
-    with io.atomic_path(path) as tmp:  # a tight box: labels and title never clipped
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
-    return path
+    return io.save_figure(fig, path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)  # labels never clipped
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dgnet.io import atomic_path
+from dgnet.io import save_figure
 
 CORRECT, WRONG = "#1a9850", "#d73027"
 
@@ -77,10 +77,7 @@ def rank_list_figure(
             edge = (CORRECT if correct[row, col] else WRONG) if known else None
             _show(ax, gallery_paths[g], title, edge)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    return out_png
+    return save_figure(fig, out_png)
 
 
 __all__ = ["rank_list_figure"]

@@ -20,15 +20,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dgnet.io import atomic_path
+from dgnet.io import save_figure
 
 TARGET = "validation mAP"
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def _optuna_plot(plot: Callable[[], Any], path: Path) -> Path:
@@ -36,7 +34,6 @@ def _optuna_plot(plot: Callable[[], Any], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
 
     # Optuna's plots switch the global style to ggplot: keep that inside this figure
@@ -45,10 +42,7 @@ def _optuna_plot(plot: Callable[[], Any], path: Path) -> Path:
         warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)  # one trial
         axes = plot()
         fig = np.ravel(np.asarray(axes, dtype=object))[0].figure
-        try:
-            return _save(fig, path)
-        finally:
-            plt.close(fig)
+        return _save(fig, path)
 
 
 def beta_figure(trials, path: Path, best_number: int | None = None) -> Path:

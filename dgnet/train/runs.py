@@ -37,14 +37,6 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
     return evaluate_model(embed, query, gallery, cfg.eval, device)["metrics"]["baseline"]
 
 
-def test_metrics(metrics: dict[str, dict], main: str = "f_prim+f_fine") -> dict[str, float]:
-    """``test/mAP``, ``test/rank1`` (the main feature) and ``test/FEATURE/mAP`` ... for MLflow."""
-    out = {f"test/{k}": metrics[main][k] for k in ("mAP", "rank1", "mINP") if k in metrics.get(main, {})}
-    for feature, m in metrics.items():
-        out.update({f"test/{feature}/{k}": m[k] for k in ("mAP", "rank1") if k in m})
-    return out
-
-
 def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path | None, progress: bool = True,
                       run_name: str = "teacher") -> dict:
     """Train the teacher and save it; ``info_path`` (if given) gets its size and time (no evaluation)."""
@@ -193,7 +185,7 @@ def evaluate_offline_run(cfg: Config, ckpt_path: str | Path, metrics_path: str |
         torch.set_num_threads(cfg.runtime.threads)
     with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         metrics = evaluate_checkpoint(cfg, ckpt_path, progress=progress)["metrics"]
-        run.log_metrics(test_metrics(metrics))
-        run.log_to_model_run(ckpt_path, test_metrics(metrics))
+        run.log_metrics(tracking.test_metrics(metrics))
+        run.log_to_model_run(ckpt_path, tracking.test_metrics(metrics))
     io.write_json(metrics_path, metrics)
     return metrics
