@@ -85,7 +85,7 @@ def main() -> None:
                 began = time.perf_counter()
                 teacher = train_teacher(run_cfg, data.images, data.labels, data.num_classes,
                                         Path(tmp) / "teacher.pt", Run(None, None), progress=False)
-                scored = evaluate_teacher(run_cfg, teacher, validation=True)
+                scored = evaluate_teacher(run_cfg, teacher, validation=True, progress=False)
                 row = {"seed": seed, "epochs": epochs, "lr_step_epochs": run_cfg.teacher.lr_step_epochs,
                        "mAP": float(scored["mAP"]), "rank1": float(scored["rank1"]),
                        "seconds": round(time.perf_counter() - began, 1)}

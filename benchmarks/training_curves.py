@@ -192,7 +192,7 @@ def main() -> None:
             result["pretrained"] = f"here, at {cfg.data.height}x{cfg.data.width} (--pretrain)"
         teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
                                 Run(None, None), progress=False)
-        scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True)
+        scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True, progress=False)
         result["baseline"] = {"mAP": float(scored["mAP"]), "rank1": float(scored["rank1"])}
         print(f"Baseline (teacher) val mAP {100 * result['baseline']['mAP']:.1f}", flush=True)
         try:

@@ -22,7 +22,7 @@ from dgnet.train.samples import save_rows, swap_images
 from dgnet.train.teacher import train_teacher
 
 
-def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = False) -> dict:
+def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = False, progress: bool = True) -> dict:
     """Table 3's "Baseline" row: the teacher's 512-d bottleneck feature."""
     from dgnet.eval import evaluate_model
 
@@ -34,7 +34,7 @@ def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = Fal
     def embed(images):
         return {"baseline": model(images.to(device)).feature}
 
-    return evaluate_model(embed, query, gallery, cfg.eval, device)["metrics"]["baseline"]
+    return evaluate_model(embed, query, gallery, cfg.eval, device, progress=progress)["metrics"]["baseline"]
 
 
 def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path | None, progress: bool = True,
