@@ -109,8 +109,9 @@ def plot(path: Path, result: dict) -> None:
     probed = any(p.get("probe") for p in points)
     fig, axes = plt.subplots(1, 3 if probed else 2, figsize=(15 if probed else 10, 3.6))
     left, right = axes[0], axes[1]
-    left.plot(its, [100 * p["mAP_prim"] for p in points], "o-", label="DG-Net f_prim")
-    left.plot(its, [100 * p["mAP_combined"] for p in points], "s-", label=f"DG-Net f_prim + {result['beta']:g} f_fine")
+    model = "w/o feed" if "train.feed_generated=false" in result["changes"] else "DG-Net"
+    left.plot(its, [100 * p["mAP_prim"] for p in points], "o-", label=f"{model} f_prim")
+    left.plot(its, [100 * p["mAP_combined"] for p in points], "s-", label=f"{model} f_prim + {result['beta']:g} f_fine")
     left.axhline(100 * result["baseline"]["mAP"], color="k", ls="--", label="Baseline (teacher)")
     for name, at in (("warm-up ends", result["warm_iter"]), *(("lr step", s) for s in result["lr_steps"])):
         left.axvline(at, color="grey", lw=0.8, ls=":")
