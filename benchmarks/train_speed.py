@@ -11,7 +11,9 @@ so JPEG decoding is not timed. On the CPU it also times the default step on
 one thread, and two single-thread trainings side by side (two processes, as
 ``runtime.parallel_trainings: 2`` runs them), which gives the throughput the
 pipeline's paired trainings get. Prints the figures and writes
-``benchmarks/results/train_speed.json``.
+``benchmarks/results/train_speed.json``. With ``--device cuda`` both configurations
+run on the GPU, the paper configuration in fp32 and in bf16 autocast, and the
+figures (with the GPU's peak memory) go to ``benchmarks/results/train_speed_cuda.json``.
 
 ``--alternatives`` answers "which cheaper model or input would make the
 default step fast enough?" instead: it times the default step and each of
@@ -46,6 +48,7 @@ from dgnet.train import fidelity  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 OUT_ALTERNATIVES = OUT.with_name("train_speed_alternatives.json")
+OUT_CUDA = OUT.with_name("train_speed_cuda.json")
 ALTERNATIVES = {  # name -> config changes; each makes the model or its input cheaper
     "input 48x24": {"data.height": 48, "data.width": 24},
     "input 32x16": {"data.height": 32, "data.width": 16},
@@ -174,17 +177,22 @@ def main() -> None:
     if args.alternatives:
         alternatives(default, args.iterations)
         return
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        default = replace(default, **{"runtime.device": args.device})
     results.append(bench("default", default, args.iterations, warmup=3))
-    if not args.skip_side_by_side and args.device == "cpu":
+    if not args.skip_side_by_side and not on_gpu:
         results.extend(side_by_side(default, args.iterations))
     if not args.skip_paper:
         paper = replace(preset_config("paper"), **{
             "model.backbone.pretrained": "none",  # speed does not depend on the weights
             "runtime.device": args.device,
-            "runtime.autocast_bf16": args.device.startswith("cuda"),
-            "runtime.channels_last": args.device.startswith("cuda"),
+            "runtime.channels_last": on_gpu,
         })
-        results.append(bench("paper", paper, args.paper_iterations, warmup=1, classes=751))
+        for bf16 in ([False, True] if on_gpu else [False]):  # the GPU is timed in fp32 and in bf16 autocast
+            name = "paper, bf16" if bf16 else "paper"
+            results.append(bench(name, replace(paper, **{"runtime.autocast_bf16": bf16}), args.paper_iterations,
+                                 warmup=2 if on_gpu else 1, classes=751))
     for r in results:
         line = (f"{r['config']:>8} on {r['device']}: {r['seconds_per_iteration']:.3f} s/iteration "
                 f"({r['iterations_per_second']:.2f} it/s, {r['images_per_second']:.1f} images/s, batch "
@@ -194,9 +202,11 @@ def main() -> None:
         if "gpu_peak_memory_mb" in r:
             line += f", GPU peak {r['gpu_peak_memory_mb']:.0f} MB"
         print(line)
-    io.write_json(OUT, {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "results": results})
-    print(f"wrote {OUT}")
+    out = OUT_CUDA if on_gpu else OUT
+    machine = torch.cuda.get_device_name(args.device) if on_gpu else platform.processor() or platform.machine()
+    io.write_json(out, {"machine": machine, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                        "results": results})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
