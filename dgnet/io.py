@@ -15,8 +15,10 @@ import fcntl
 import glob
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from io import BytesIO
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,12 +73,22 @@ def no_space_message(path: Path) -> str:
             f"free some space and run the command again")
 
 
+def _output_mode(path: Path) -> int:
+    """The permission bits of the file being replaced, or an ordinary new file's (0666 less the umask)."""
+    try:
+        return path.stat().st_mode & 0o777 if path.is_file() else 0o666 & ~_UMASK
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``."""
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (a replaced
+    file's permission bits are kept)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(path)
+    mode = _output_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
     try:
@@ -84,7 +96,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(tmp_path, mode)  # mkstemp makes 0600
         os.replace(tmp_path, path)
     except OSError as err:
         if err.errno in NO_SPACE:
@@ -172,13 +184,24 @@ class CheckpointError(UserError):
     pass
 
 
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    """Why ``torch.load`` failed, in words that fit the file (never advice to load it unsafely)."""
+    if not zipfile.is_zipfile(path):
+        return "not a PyTorch checkpoint archive: the file is corrupt, truncated or of another kind"
+    if isinstance(err, pickle.UnpicklingError):
+        return ("it holds Python objects that the safe loader (weights_only=True) refuses; "
+                "a dgnet checkpoint holds only tensors and plain values")
+    return " ".join(str(err).split())[:300]
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing or corrupt files."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (give the .pt file inside it)")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated/corrupt files
-        reason = " ".join(str(err).split())[:300]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_unreadable_reason(path, err)})") from None

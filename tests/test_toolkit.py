@@ -97,7 +97,8 @@ def test_export_gives_the_features_of_embed(checkpoint, gallery_folder, tmp_path
     assert main(["export", "--checkpoint", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
     assert "max |difference|" in capsys.readouterr().out
     doc = _embed(checkpoint, gallery_folder, tmp_path / "feats.npz")
-    images = np.stack([decode_image(p, 32, 16).numpy() for p in doc["paths"]]).astype(np.float32) / 255
+    resize = str(doc["resize"])  # the checkpoint's interpolation, as its metadata says
+    images = np.stack([decode_image(p, 32, 16, resize).numpy() for p in doc["paths"]]).astype(np.float32) / 255
     outputs = (run_onnx if fmt == "onnx" else run_torchscript)(out, images)
     names = ["features"] if checkpoint.stem == "teacher" else ["features", "f_prim", "f_fine"]
     assert len(outputs) == len(names)
@@ -109,7 +110,7 @@ def test_export_gives_the_features_of_embed(checkpoint, gallery_folder, tmp_path
         model = onnx.load(str(out))
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta["dgnet.height"] == "32" and meta["dgnet.width"] == "16"
-        assert meta["dgnet.kind"] == checkpoint.stem
+        assert meta["dgnet.kind"] == checkpoint.stem and meta["dgnet.resize"] == resize
         assert [o.name for o in model.graph.output][0] == "feature"
 
 
@@ -118,17 +119,18 @@ def test_search_rank_list(checkpoint, gallery_folder, tmp_path, capsys):
     doc = _embed(checkpoint, gallery_folder, feats)
     query = Path(doc["paths"][3])
     out, fig = tmp_path / "search.json", tmp_path / "ranks.png"
-    assert main(["search", "--features", str(feats), str(query), "--top", "5", "--out", str(out),
+    assert main(["search", "--features", str(feats), str(query), "--top", "30", "--out", str(out),
                  "--figure", str(fig), "--quiet"]) == 0
     (result,) = json.loads(out.read_text())["results"]
     paths = [m["path"] for m in result["matches"]]
-    assert len(paths) == 5 and str(query) not in paths  # its own image is left out
+    assert len(paths) == 30 and str(query) not in paths  # its own image is left out
     # the scores are the gallery file's q . g, best first
     want = np.delete(doc["features"] @ doc["features"][3], 3)
-    np.testing.assert_allclose([m["score"] for m in result["matches"]], np.sort(want)[::-1][:5], atol=1e-5)
-    with Image.open(fig) as im:
-        assert im.format == "PNG"
-    assert str(query) in capsys.readouterr().out
+    np.testing.assert_allclose([m["score"] for m in result["matches"]], np.sort(want)[::-1][:30], atol=1e-5)
+    with Image.open(fig) as im:  # at most 20 matches drawn, 1.1 inches at 100 dpi each
+        assert im.format == "PNG" and im.width == 110 * (20 + 1)
+    printed = capsys.readouterr().out
+    assert str(query) in printed and "the first 20 of 30 matches" in printed
     # a folder of queries: one result per image
     assert main(["search", "--features", str(feats), str(gallery_folder / "cam1"), "--top", "3",
                  "--out", str(out), "--quiet"]) == 0
@@ -159,6 +161,7 @@ def test_evaluate_in_domain_and_targets_in_one_call(checkpoint, micro_data, tmp_
     doc = json.loads(out.read_text())
     (target,) = doc["targets"]
     assert target["layout"] == "synthetic" and target["data_root"] == str(micro_data)
+    assert doc["resize"] == "bicubic"  # the micro preset's train.fidelity: reference
     # the same data set as a target gives the in-domain numbers
     assert target["features"] == doc["features"]
     for m in doc["features"].values():

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 from dgnet.progress import tqdm
@@ -34,12 +34,25 @@ from dgnet.data.transforms import normalize, pad_and_crop, random_flip
 RESAMPLING = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # PIL's 16-bit and 32-bit integer grey
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """Any PIL image as upright 8-bit RGB: EXIF orientation applied, 16-bit grey scaled by 255 / 65535."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in SIXTEEN_BIT_MODES:
+        grey = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.round(np.clip(grey, 0, 65535) / 257).astype(np.uint8), mode="L")
+    return im.convert("RGB")
+
+
 def decode_image(path: str, height: int, width: int, resize: str = "bilinear") -> Tensor:
     """Read an image file as uint8 ``(3, height, width)`` (RGB; ``bilinear`` or ``bicubic`` resize,
-    the official DG-Net code's, ``data.resize``)."""
+    the official DG-Net code's, ``data.resize``). EXIF orientation is applied and every PIL mode,
+    16-bit grey included, becomes 8-bit RGB (:func:`to_rgb8`)."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = to_rgb8(im)
             if im.size != (width, height):
                 im = im.resize((width, height), RESAMPLING[resize])
             arr = np.asarray(im, dtype=np.uint8)
@@ -202,5 +215,5 @@ def cross_identity_partners(pids: Tensor, generator: torch.Generator) -> Tensor:
 
 __all__ = [
     "ImageCache", "ReidTestDataset", "ReidTrainDataset", "cross_identity_partners",
-    "decode_image", "scaled_pad",
+    "decode_image", "scaled_pad", "to_rgb8",
 ]

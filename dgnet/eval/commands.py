@@ -10,8 +10,9 @@ and on any number of other data sets (direct transfer) in the same call.
 A teacher checkpoint is scored on its ``baseline`` feature, a DG-Net one on
 ``f_prim``, ``f_fine`` and ``f_prim+f_fine``. Settings: the flags, else
 ``--params`` (its ``eval`` and ``data`` sections), else the checkpoint's own
-config; the image size is always the checkpoint's (what the network was
-trained at). The JSON (written atomically) holds Rank@1/5/10, mAP and mINP as
+config; the image size and the resize interpolation (``data.resize`` /
+``train.fidelity``) are always the checkpoint's (what the network was trained
+at). The JSON (written atomically) holds Rank@1/5/10, mAP and mINP as
 fractions rounded to 4 decimals, the query counts, beta, the AP definition and
 the re-ranking / multi-query flags; the in-domain result at the top level and
 one entry per ``--target`` under ``targets``. The same settings apply to every
@@ -30,6 +31,7 @@ import torch
 from dgnet import io
 from dgnet.config import Config, ConfigError, config_from_dict, load_config
 from dgnet.errors import UserError
+from dgnet.train import fidelity
 
 FIGURE_QUERIES = 6
 
@@ -69,8 +71,8 @@ def target_spec(text: str) -> tuple[str, Path]:
     return layout, Path(root)
 
 
-def _evaluate_domain(embed, cfg: Config, layout: str, root: Path, size: tuple[int, int], device: str,
-                     progress: bool):
+def _evaluate_domain(embed, cfg: Config, layout: str, root: Path, size: tuple[int, int], resize: str,
+                     device: str, progress: bool):
     """Features and metrics of one data set's query / gallery: ``(evaluate_model output, splits)``."""
     from dgnet.data.dataset import ReidTestDataset
     from dgnet.data.layouts import load_layout
@@ -79,7 +81,7 @@ def _evaluate_domain(embed, cfg: Config, layout: str, root: Path, size: tuple[in
     splits = load_layout(layout, root, cfg.data.cuhk03_subset)
 
     def dataset(samples):
-        return ReidTestDataset(samples, *size, cache=False, progress=progress)
+        return ReidTestDataset(samples, *size, cache=False, progress=progress, resize=resize)
 
     multi = None
     if cfg.eval.multi_query:
@@ -144,11 +146,13 @@ def evaluate_checkpoint(args) -> dict:
         embed, _ = load_embedder(args.checkpoint, device)
     layout = args.layout or cfg.data.layout
     size = (trained.data.height, trained.data.width)
+    resize = fidelity.resolve(trained).resize  # the interpolation the network was trained with
     progress = not args.quiet
-    out, splits = _evaluate_domain(embed, cfg, layout, args.data_root, size, device, progress)
+    out, splits = _evaluate_domain(embed, cfg, layout, args.data_root, size, resize, device, progress)
     doc = {
         "checkpoint": str(args.checkpoint),
         "image_size": list(size),
+        "resize": resize,
         "ap": cfg.eval.ap,
         "beta": cfg.eval.beta,
         "rerank": cfg.eval.rerank,
@@ -160,7 +164,7 @@ def evaluate_checkpoint(args) -> dict:
     targets = []
     for target_layout, target_root in args.target or []:
         target_out, target_splits = _evaluate_domain(
-            embed, cfg, target_layout, target_root, size, device, progress)
+            embed, cfg, target_layout, target_root, size, resize, device, progress)
         targets.append(_domain_doc(target_layout, target_root, target_splits, target_out))
     if targets:
         doc["targets"] = targets

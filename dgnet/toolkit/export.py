@@ -4,11 +4,16 @@
     export_onnx(net, "dgnet.onnx")            # or export_torchscript(net, "dgnet.pt")
 
 What is exported is the whole test-time computation of ``dgnet evaluate`` and
-``dgnet embed``, so an exported model gives the same features:
+``dgnet embed`` after the image is decoded, so an exported model gives the
+same features when it is given the same input:
 
 - input ``images``: float32 ``(batch, 3, H, W)``, RGB values in ``[0, 1]``
-  (an 8-bit image divided by 255), resized to the checkpoint's training size
-  ``H x W`` (stored in the model's metadata); any batch size;
+  (an 8-bit image divided by 255), decoded as the evaluation decodes it
+  (:func:`dgnet.data.dataset.decode_image`: EXIF orientation applied, any mode
+  made 8-bit RGB, then resized to the checkpoint's training size ``W x H`` with
+  PIL's interpolation ``resize``, bicubic or bilinear as the checkpoint's
+  ``data.resize`` / ``train.fidelity`` resolve; both stored in the model's
+  metadata); any batch size;
 - inside: ImageNet normalisation, the network on the images and on their
   horizontal flips (one batch of ``2 x batch``), then per named feature
   ``normalize(normalize(f(x)) + normalize(f(flip(x))))``;
@@ -19,7 +24,8 @@ What is exported is the whole test-time computation of ``dgnet evaluate`` and
   each L2-normalised; of a teacher checkpoint: ``feature`` only.
 
 ONNX: opset :data:`ONNX_OPSET`, dynamic batch axis, metadata properties
-``dgnet.*`` (kind, height, width, beta, outputs, checkpoint). TorchScript: a
+``dgnet.*`` (kind, height, width, resize, input, beta, outputs, checkpoint,
+checkpoint_sha256). TorchScript: a
 traced module (dynamic batch), the same metadata in the extra file
 ``dgnet.json`` (``torch.jit.load(path, _extra_files={"dgnet.json": ""})``).
 """
@@ -40,6 +46,8 @@ from dgnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dgnet.errors import UserError
 from dgnet.eval.features import combine_features, flip_average
 from dgnet.io import atomic_path
+from dgnet.toolkit.checks import check_beta
+from dgnet.toolkit.folder import Preprocessing, file_sha256, preprocessing
 
 #: Supported by onnxruntime >= 1.14 and every current runtime (TensorRT, OpenVINO, ...).
 ONNX_OPSET = 18
@@ -49,13 +57,21 @@ FORMATS = ("onnx", "torchscript")
 class InferenceNetwork(nn.Module):
     """Images in ``[0, 1]`` -> the evaluation's test features (see the module docstring)."""
 
-    def __init__(self, net: nn.Module, kind: str, beta: float, height: int, width: int):
+    def __init__(self, net: nn.Module, kind: str, beta: float, height: int, width: int,
+                 resize: str = "bilinear", checkpoint_sha256: str = ""):
         super().__init__()
         self.net = net
         self.is_teacher = kind == "teacher"
         self.kind, self.beta, self.height, self.width = kind, beta, height, width
+        self.resize, self.checkpoint_sha256 = resize, checkpoint_sha256
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    @property
+    def input_description(self) -> str:
+        prep = Preprocessing(self.height, self.width, self.resize)
+        return (f"images: float32 (batch, 3, {self.height}, {self.width}), RGB in [0, 1] (8-bit values / 255), "
+                f"EXIF orientation applied, resized to {prep}; ImageNet normalisation is inside the model")
 
     @property
     def output_names(self) -> list[str]:
@@ -77,26 +93,29 @@ class InferenceNetwork(nn.Module):
             "dgnet.height": str(self.height),
             "dgnet.width": str(self.width),
             "dgnet.beta": str(self.beta) if not self.is_teacher else "",
-            "dgnet.input": "images: float32 (batch, 3, height, width), RGB in [0, 1]",
+            "dgnet.resize": self.resize,
+            "dgnet.input": self.input_description,
             "dgnet.outputs": ",".join(self.output_names),
             "dgnet.checkpoint": str(checkpoint),
+            "dgnet.checkpoint_sha256": self.checkpoint_sha256,
         }
 
 
 def load_inference_network(checkpoint: str | Path, beta: float | None = None) -> InferenceNetwork:
     """The checkpoint's re-id network wrapped as :class:`InferenceNetwork` (CPU, eval mode).
 
-    ``beta`` (weight of f_fine) defaults to the checkpoint's ``eval.beta``.
+    ``beta`` (weight of f_fine) defaults to the checkpoint's ``eval.beta``; the
+    input size and interpolation are the checkpoint's resolved config's.
     """
     from dgnet.config import config_from_dict
     from dgnet.models import load_reid_network
 
     net, kind, config = load_reid_network(checkpoint, "cpu")
     cfg = config_from_dict(config)
-    beta = cfg.eval.beta if beta is None else beta
-    if beta < 0:
-        raise UserError(f"--beta: expected a value >= 0, got {beta}")
-    return InferenceNetwork(net, kind, float(beta), cfg.data.height, cfg.data.width).eval()
+    beta = check_beta(cfg.eval.beta if beta is None else beta)
+    prep = preprocessing(cfg)
+    return InferenceNetwork(net, kind, beta, prep.height, prep.width, prep.resize,
+                            file_sha256(checkpoint)).eval()
 
 
 class FeatureNetwork(nn.Module):
@@ -161,25 +180,39 @@ def run_torchscript(path: str | Path, images: np.ndarray) -> list[np.ndarray]:
         return [t.numpy() for t in module(torch.as_tensor(images, dtype=torch.float32))]
 
 
-def export(checkpoint: str | Path, fmt: str, out: str | Path, beta: float | None = None) -> dict:
-    """Export, then check the file against PyTorch on a batch of 3 random images.
+def _self_check(net: InferenceNetwork, run, path: Path, out: str | Path) -> float:
+    """Largest |difference| between the outputs of the file ``path`` (to become ``out``) and PyTorch's
+    on 3 random images; an error above 1e-4."""
+    images = example_images(net, batch=3)  # another batch size than the export's example
+    with torch.no_grad():
+        want = [t.numpy() for t in net(images)]
+    got = run(path, images.numpy())
+    if not all(np.isfinite(g).all() for g in got):
+        raise UserError(f"{out}: the exported model gives non-finite outputs (NaN or inf) on 3 test images; "
+                        f"the file is left as it was")
+    diff = max(float(np.abs(w - g).max()) for w, g in zip(want, got))
+    if not diff <= 1e-4:  # NaN fails too
+        raise UserError(f"{out}: the exported model differs from PyTorch by {diff:.2e} (> 1e-4); "
+                        f"the file is left as it was")
+    return diff
 
-    Returns ``{"kind", "outputs", "height", "width", "beta", "max_abs_difference"}``;
-    a difference above 1e-4 raises ``UserError`` (the file is left for inspection).
+
+def export(checkpoint: str | Path, fmt: str, out: str | Path, beta: float | None = None) -> dict:
+    """Export, check the file against PyTorch on a batch of 3 random images, then put it in place.
+
+    Returns ``{"kind", "outputs", "height", "width", "resize", "input", "beta",
+    "max_abs_difference"}``; non-finite outputs or a difference above 1e-4
+    raise ``UserError`` and leave ``out`` as it was.
     """
     if fmt not in FORMATS:
         raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     net = load_inference_network(checkpoint, beta)
     write, run = ((export_onnx, run_onnx) if fmt == "onnx" else (export_torchscript, run_torchscript))
-    write(net, out, Path(checkpoint).resolve())
-    images = example_images(net, batch=3)  # another batch size than the export's example
-    with torch.no_grad():
-        want = [t.numpy() for t in net(images)]
-    got = run(out, images.numpy())
-    diff = max(float(np.abs(w - g).max()) for w, g in zip(want, got))
-    if diff > 1e-4:
-        raise UserError(f"{out}: the exported model differs from PyTorch by {diff:.2e} (> 1e-4)")
+    with atomic_path(out) as tmp:  # renamed to ``out`` only once the check passed
+        write(net, tmp, Path(checkpoint).resolve())
+        diff = _self_check(net, run, tmp, out)
     return {"kind": net.kind, "outputs": net.output_names, "height": net.height, "width": net.width,
+            "resize": net.resize, "input": net.input_description,
             "beta": None if net.is_teacher else net.beta, "max_abs_difference": diff}
 
 
