@@ -18,7 +18,7 @@ repro: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q -n 2 --dist loadfile --durations=20
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import torch
 from dgnet.config import SynthConfig, config_from_dict, preset_dict, replace
 
 ROOT = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: one core each, not two threads each
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """The micro pipeline, the longest module, first: with ``--dist loadfile`` one worker runs it while
+    the other runs every other module."""
+    items.sort(key=lambda item: item.path.name != "test_pipeline_micro.py")  # a stable sort keeps the rest
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,8 @@ def test_inception_weights_are_found_and_used_without_download(where, tmp_path, 
     if where == "env":
         monkeypatch.setenv(fid.ENV_VAR, str(target))
     assert fid.find_inception_weights(weights_path) == target
+    if where != "argument":
+        return  # the lookup is what differs; the weights are used once, below
     a, b = micro_images[:12], micro_images[12:24]
     result = fid.frechet_inception(a, b, weights_path=weights_path, dims=64, batch_size=8)
     assert result.value is not None and np.isfinite(result.value) and result.value > 0

@@ -277,13 +277,15 @@ def test_synthetic_and_output_folders_have_normal_modes(micro_data, tmp_path):
 
 _WORKER = """
 import sys, time
+from pathlib import Path
 from dgnet import tracking
 from dgnet.config import TrackingConfig
-import mlflow  # imported before the common start time: the race is in the store creation
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.01)
-with tracking.start_run(TrackingConfig(uri=f"sqlite:///{sys.argv[1]}", experiment="race"), "worker") as run:
+import mlflow  # imported before the common start: the race is in the store creation
+db, name = Path(sys.argv[1]), sys.argv[2]
+(db.parent / f"ready_{name}").touch()
+while not (db.parent / "go").exists():
+    time.sleep(0.005)
+with tracking.start_run(TrackingConfig(uri=f"sqlite:///{db}", experiment="race"), name) as run:
     run.log_metrics({"x": 1.0})
 """
 
@@ -292,9 +294,13 @@ with tracking.start_run(TrackingConfig(uri=f"sqlite:///{sys.argv[1]}", experimen
 def test_two_workers_create_a_fresh_mlflow_store_together(tmp_path):
     """Without the store lock both workers crashed in MLflow's schema migration."""
     db = tmp_path / "mlflow.db"
-    start = time.time() + 15
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(db), str(start)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(db), f"w{i}"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready_w{i}").exists() for i in range(2)):  # both past their imports
+        assert time.time() < deadline and all(p.poll() is None for p in procs), "a worker did not get ready"
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     from mlflow.tracking import MlflowClient

@@ -1,9 +1,12 @@
 """The whole DVC graph on the micro configuration, in a temporary copy of the repository.
 
 One ``dvc repro`` is shared by the checks, in order: the tables and figures,
-the flat metrics, byte-identical retraining (``dvc repro -f teacher``), a
-push to a local remote and a pull into a fresh clone that then reruns
-nothing, and last ``dvc exp run -S eval.beta=1.0``, which must train nothing.
+the flat metrics, byte-identical retraining (``dvc repro -f teacher``), one
+MLflow parent run per DVC invocation with the stages as its children, a push
+to a local remote and a pull into a fresh clone that then reruns nothing, and
+last what DVC plans for a changed test-time key (``eval.beta``), which must
+train nothing. ``make test`` runs this module first, on one worker, beside
+all the others (see conftest.py).
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
+import yaml
+
+from dgnet import tracking
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 TABLES = ["table2", "table3", "table4_5", "offline_vs_e2e", "ablations", "table9", "table10", "disentanglement"]
 FIGURES = ["synth_examples", "fig1_swap_grid", "fig4_ablation", "fig5_appearance_interpolation",
@@ -78,7 +86,6 @@ def micro_repo(tmp_path_factory) -> tuple[Path, dict]:
     return repo, env
 
 
-@pytest.mark.slow
 def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(micro_repo):
     repo, env = micro_repo
     reports = repo / "reports"
@@ -125,7 +132,6 @@ def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(mi
     assert "up to date" in again.stdout.lower() or again.stdout.strip() == ""
 
 
-@pytest.mark.slow
 def test_metrics_show_prints_one_readable_row_per_measured_number(micro_repo):
     repo, env = micro_repo
     shown = _run(["dvc", "metrics", "show"], repo, env).stdout
@@ -139,22 +145,37 @@ def test_metrics_show_prints_one_readable_row_per_measured_number(micro_repo):
     assert timings["train_dgnet.train_seconds"] > 0 and not any("seconds" in line for line in lines)
 
 
-@pytest.mark.slow
 def test_forced_retraining_of_the_teacher_gives_the_same_bytes_and_reruns_nothing_after_it(micro_repo):
     repo, env = micro_repo
     teacher = repo / "models" / "teacher.pt"
     before = _digest(teacher)
-    for _ in range(2):
-        proc = _run(["dvc", "repro", "-f", "teacher"], repo, env)
-        assert "teacher" in _stages_run(proc.stdout)
-        assert _digest(teacher) == before
+    proc = _run(["dvc", "repro", "-f", "teacher"], repo, env)
+    assert _stages_run(proc.stdout) == {"prepare", "pretrain", "teacher"}  # -f forces what the teacher reads too
+    assert _digest(teacher) == before
     status = _run(["dvc", "status"], repo, env).stdout
     changed = {line.rstrip(":").strip() for line in status.splitlines()
                if line and not line[0].isspace() and "up to date" not in line}
     assert changed <= {"timings"}, status  # identical files; only the seconds differ
 
 
-@pytest.mark.slow
+def test_each_dvc_invocation_is_one_mlflow_parent_run_with_its_stages_as_children(micro_repo):
+    repo, _ = micro_repo  # two invocations so far: the whole graph, then the forced teacher
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("dgnet")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = sorted((r for r in runs if tracking.PARENT_TAG in r.data.tags), key=lambda r: r.info.start_time)
+    assert len(parents) == 2
+    assert all(p.info.status == "FINISHED" and p.info.run_name.startswith("dvc ") for p in parents)
+    stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]) | {"replicate_train@1", "replicate@1"}
+    stages -= {"replicate_train", "replicate"}
+    children = {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
+                for p in parents}
+    first, second = (children[p.info.run_id] for p in parents)
+    assert {r.data.tags["stage"] for r in first} == stages - {"prepare", "probe", "summary", "timings"}  # no runs
+    assert {r.data.tags["stage"] for r in second} == {"pretrain", "teacher"}
+    assert all(r.info.status == "FINISHED" and r.data.tags["config"] == "micro" for r in first + second)
+
+
 def test_models_push_to_a_remote_and_a_fresh_clone_pulls_them_and_reruns_nothing(micro_repo, tmp_path):
     repo, env = micro_repo
     _run(["dvc", "repro"], repo, env)  # the timings of the forced retraining above
@@ -182,10 +203,10 @@ def test_models_push_to_a_remote_and_a_fresh_clone_pulls_them_and_reruns_nothing
     assert _digest(clone / "models" / "teacher.pt") == _digest(repo / "models" / "teacher.pt")
 
 
-@pytest.mark.slow
 def test_a_test_time_experiment_trains_no_network(micro_repo):
-    repo, env = micro_repo  # last: the experiment changes the workspace
-    proc = _run(["dvc", "exp", "run", "-S", "eval.beta=1.0"], repo, env)
-    ran = _stages_run(proc.stdout)
-    assert ran & TRAINING_STAGES == set(), ran
-    assert {"evaluate_dgnet", "beta_sweep", "summary"} <= ran, ran
+    repo, env = micro_repo  # last: the changed key stays in the workspace
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("  beta: 0.5\n", "  beta: 1.0\n", 1))
+    planned = _stages_run(_run(["dvc", "repro", "--dry"], repo, env).stdout)  # what DVC would rerun
+    assert planned & TRAINING_STAGES == set(), planned
+    assert {"evaluate_dgnet", "beta_sweep", "evaluate_teacher"} <= planned, planned

@@ -1,4 +1,6 @@
-"""MLflow runs: parent per DVC invocation, honest git tags, KILLED after SIGTERM, readable names, model links."""
+"""MLflow runs: honest git tags, KILLED after SIGTERM, readable names, model links.
+
+The parent run per DVC invocation is checked on a real ``dvc repro`` in test_pipeline_micro.py."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import mlflow
@@ -30,15 +30,6 @@ with tracking.start_run(cfg, sys.argv[2], params={"name": "micro"}) as run:
         time.sleep(60)
 """
 
-# a stand-in for `dvc repro`: a program called dvc that runs two stages, as DVC does (DVC_STAGE set)
-FAKE_DVC = """
-import os, subprocess, sys
-for stage in ("prepare", "teacher"):
-    subprocess.run([sys.executable, sys.argv[1], sys.argv[2], stage], env={**os.environ, "DVC_STAGE": stage},
-                   check=True)
-"""
-
-
 def _env() -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DVC_STAGE", None)
@@ -49,24 +40,6 @@ def _runs(uri: str) -> list:
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("e")
     return client.search_runs([experiment.experiment_id])
-
-
-def test_the_stages_of_one_dvc_invocation_are_children_of_one_parent(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    (tmp_path / "stage.py").write_text(STAGE)
-    (tmp_path / "dvc").write_text(FAKE_DVC)
-    for _ in range(2):  # two invocations: two parents
-        subprocess.run([sys.executable, str(tmp_path / "dvc"), str(tmp_path / "stage.py"), uri], cwd=ROOT,
-                       env=_env(), check=True, timeout=300)
-    runs = _runs(uri)
-    parents = [r for r in runs if tracking.PARENT_TAG in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 2 and len(children) == 4
-    for parent in parents:
-        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
-        assert sorted(c.data.tags["stage"] for c in mine) == ["prepare", "teacher"]
-        assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("dvc ")
-    assert all(c.info.status == "FINISHED" and c.data.tags["config"] == "micro" for c in children)
 
 
 def test_sigterm_ends_the_run_killed_not_running(tmp_path):

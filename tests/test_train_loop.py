@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from dgnet import io
+from dgnet.cli import main
 from dgnet.train.fidelity import resolve
 from dgnet.config import config_to_dict, replace
 from dgnet.models import build_teacher
@@ -55,7 +55,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_an_uninterrupted_run(micro_cfg, tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(micro_cfg, tmp_path, one_torch_thread):
     cfg = replace(micro_cfg, **{"train.iterations": 40, "train.checkpoint_every": 4, "train.warm_iter": 10,
                                 "train.ramp_iters": 10, "train.lr_steps": (30,), "train.sample_every": 100,
                                 "tracking.uri": "none"})
@@ -63,8 +63,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(micro_cfg, tmp_path):
     teacher = _teacher_file(cfg, tmp_path / "teacher.pt", _num_classes(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    straight = tmp_path / "straight"
-    subprocess.run(_train_cmd(params, teacher, straight), check=True, env=env, cwd=ROOT)
+    straight = tmp_path / "straight"  # in this process: the killed run below is the one that needs its own
+    assert main(_train_cmd(params, teacher, straight)[3:]) == 0
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(params, teacher, killed), env=env, cwd=ROOT)
