@@ -9,6 +9,10 @@ Named configurations (``default``, ``micro``, ``paper``, ``market1501``,
 ``duke``, ``msmt17``, ``cuhk03np``) live in ``configs/`` as override files;
 :func:`preset_dict` merges them and ``dgnet config use NAME`` writes the
 result to ``params.yaml``.
+
+The dataclass defaults below are the ``default`` preset's values
+(``configs/default.yaml``), so ``Config()`` built in code is the model the
+pipeline trains; ``tests/test_config.py`` checks that the two never drift.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class BackboneConfig:
     """ResNet trunk shared by E_a and the teacher."""
 
     arch: Literal["small", "resnet18", "resnet50"] = "small"
-    pretrained: str = "none"  # none | imagenet | path to a state_dict file
+    pretrained: str = "models/pretrained_backbone.pth"  # the pretrain stage's trunk | none | imagenet | path to a state_dict file
     last_stride: int = field(default=1, metadata=_range(1, 2))
     small_widths: tuple[int, ...] = (32, 64, 128, 256)  # only for arch=small
 
@@ -110,7 +114,7 @@ class StructureConfig:
     res_blocks: int = field(default=4, metadata=_range(0))
     aspp_width: int = field(default=32, metadata=_range(1))
     aspp_dilations: tuple[int, ...] = (3, 6, 9)
-    code_channels: int = field(default=128, metadata=_range(1))
+    code_channels: int = field(default=64, metadata=_range(1))  # paper 128
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,10 @@ class DecoderConfig:
     """G (paper Table 7)."""
 
     res_blocks: int = field(default=4, metadata=_range(1))
-    mlp_hidden: int = field(default=512, metadata=_range(1))
+    mlp_hidden: int = field(default=128, metadata=_range(1))  # paper 512
     mlp_layers: int = field(default=3, metadata=_range(1))
-    up_widths: tuple[int, ...] = (64, 32)  # conv5x5 after each x2 upsample
-    tail_width: int = field(default=32, metadata=_range(1))
+    up_widths: tuple[int, ...] = (32, 16)  # conv5x5 after each x2 upsample (paper 64, 32)
+    tail_width: int = field(default=16, metadata=_range(1))  # paper 32
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class DiscriminatorConfig:
     """Multi-scale PatchGAN D (paper Table 8)."""
 
     scales: int = field(default=3, metadata=_range(1))
-    width: int = field(default=32, metadata=_range(1))
+    width: int = field(default=16, metadata=_range(1))  # paper 32
     res_blocks: int = field(default=4, metadata=_range(0))
 
 
@@ -153,7 +157,7 @@ class RuntimeConfig:
     autocast_bf16: bool = False  # mixed precision on GPU
     channels_last: bool = False
     threads: int = field(default=0, metadata=_range(0))  # torch CPU threads, 0 = torch default
-    parallel_trainings: int = field(default=1, metadata=_range(1))  # independent trainings at once (CPU)
+    parallel_trainings: int = field(default=2, metadata=_range(1))  # independent trainings at once (CPU)
 
     def _check(self) -> None:
         if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
@@ -164,13 +168,13 @@ class RuntimeConfig:
 class TeacherConfig:
     """Baseline / teacher re-id training (cross-entropy, SGD, step schedule)."""
 
-    epochs: int = field(default=12, metadata=_range(1))
+    epochs: int = field(default=20, metadata=_range(1))
     batch_size: int = field(default=32, metadata=_range(2))
-    lr: float = field(default=0.02, metadata=_range(0, lo_open=True))  # backbone; heads get 10x
-    head_lr_mult: float = field(default=10.0, metadata=_range(0, lo_open=True))
+    lr: float = field(default=0.05, metadata=_range(0, lo_open=True))  # backbone; heads get head_lr_mult x
+    head_lr_mult: float = field(default=1.0, metadata=_range(0, lo_open=True))
     momentum: float = field(default=0.9, metadata=_range(0, 1))
     weight_decay: float = field(default=5e-4, metadata=_range(0))
-    lr_step_epochs: tuple[int, ...] = (8,)
+    lr_step_epochs: tuple[int, ...] = (15,)
     lr_gamma: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
     seed: int = 0
 
@@ -193,30 +197,30 @@ class PretrainConfig:
 class TrainConfig:
     """Joint DG-Net training (paper Section 3; official-code differences in docs/fidelity.md)."""
 
-    iterations: int = field(default=1500, metadata=_range(1))
+    iterations: int = field(default=600, metadata=_range(1))
     batch_size: int = field(default=8, metadata=_range(2))
-    lr_appearance: float = field(default=0.002, metadata=_range(0, lo_open=True))
-    head_lr_mult: float = field(default=10.0, metadata=_range(0, lo_open=True))
-    lr_generator: float = field(default=1e-4, metadata=_range(0, lo_open=True))
-    lr_discriminator: float = field(default=1e-4, metadata=_range(0, lo_open=True))
+    lr_appearance: float = field(default=0.02, metadata=_range(0, lo_open=True))
+    head_lr_mult: float = field(default=1.0, metadata=_range(0, lo_open=True))
+    lr_generator: float = field(default=5e-4, metadata=_range(0, lo_open=True))
+    lr_discriminator: float = field(default=5e-4, metadata=_range(0, lo_open=True))
     weight_decay: float = field(default=5e-4, metadata=_range(0))
-    lr_steps: tuple[int, ...] = (900, 1200)
+    lr_steps: tuple[int, ...] = (450, 550)
     lr_gamma: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
-    lambda_img: float = field(default=5.0, metadata=_range(0))
-    lambda_id: float = field(default=0.5, metadata=_range(0))
-    lambda_prim_max: float = field(default=2.0, metadata=_range(0))
+    lambda_img: float = field(default=5.2363, metadata=_range(0))  # tuned (reports/tuning/); paper 5
+    lambda_id: float = field(default=0.3182, metadata=_range(0))  # tuned; paper 0.5
+    lambda_prim_max: float = field(default=0.7335, metadata=_range(0))  # tuned; paper 2
     alpha: float = field(default=0.2, metadata=_range(0, 1))  # lambda_fine = alpha * lambda_prim
-    warm_iter: int = field(default=500, metadata=_range(0))
-    ramp_iters: int = field(default=200, metadata=_range(0))
+    warm_iter: int = field(default=193, metadata=_range(0))  # tuned
+    ramp_iters: int = field(default=102, metadata=_range(0))  # tuned
     gp_weight: float = field(default=0.01, metadata=_range(0))
     feed_generated: bool = True  # ablation "w/o feed" when false
     id_supervision: bool = True  # ablation "w/o id" when false
     log_every: int = field(default=20, metadata=_range(1))
-    sample_every: int = field(default=500, metadata=_range(1))
-    checkpoint_every: int = field(default=250, metadata=_range(1))
+    sample_every: int = field(default=200, metadata=_range(1))
+    checkpoint_every: int = field(default=100, metadata=_range(1))
     seed: int = 0
     # Paper-vs-official-code differences (docs/fidelity.md): `auto` follows `fidelity`
-    fidelity: Literal["reference", "paper"] = "reference"
+    fidelity: Literal["reference", "paper"] = "paper"
     loss_sums: Literal["auto", "half_batches", "batch_mean"] = "auto"
     code_recon: Literal["auto", "ramp", "constant"] = "auto"
     prim_ramp: Literal["auto", "official", "closed_form"] = "auto"
@@ -408,8 +412,8 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     """Read and validate a params file; errors name the file and the key.
 
     A partial file (some sections or keys left out) is merged onto the
-    ``default`` preset (``configs/default.yaml``), never onto the code's
-    dataclass defaults, so a missing key means the documented default.
+    ``default`` preset (``configs/default.yaml``), so a missing key means the
+    documented default (the dataclass defaults are the same values).
     """
     data = read_params(path)
     try:

@@ -121,3 +121,15 @@ def test_apply_overrides_validates_each_assignment():
         apply_overrides(cfg, ["train.alhpa=0.1"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_overrides(cfg, ["train.alpha"])
+
+
+def test_code_defaults_are_the_default_preset():
+    """``Config()`` built in code is the model the pipeline trains: every field equals configs/default.yaml's."""
+    from dgnet.config import Config, flatten
+
+    code = flatten(config_to_dict(Config()))
+    preset = flatten(config_to_dict(preset_config("default")))
+    assert code.keys() == preset.keys()
+    differ = {k: (code[k], preset[k]) for k in code if code[k] != preset[k] or type(code[k]) is not type(preset[k])}
+    assert not differ, f"dataclass default != configs/default.yaml (code, preset): {differ}"
+    assert Config() == preset_config("default")
