@@ -10,15 +10,25 @@ from dgnet.reports import claims
 
 
 @pytest.mark.parametrize("values, expected", [
-    ([5.0], "inconclusive"),  # one seed: no noise estimate
-    ([1.0, 1.2, 0.9], "reproduced"),  # mean 1.03, se 0.09
+    ([5.0], "inconclusive (1 seed)"),  # no noise estimate
+    ([1.0, 2.0], "inconclusive (2 seeds)"),  # fewer than three seeds carry no verdict
+    ([1.0, 1.2, 0.9], "reproduced"),  # t 11.7, p 0.004
     ([-2.0, -2.5, -1.8], "not reproduced"),
-    ([1.0, -0.8, 0.5], "inconclusive"),  # mean 0.23, se 0.53: inside the noise
-    ([0.0, 0.0], "inconclusive"),
-    ([0.4, 0.4, 0.4], "reproduced"),  # no spread: any positive mean exceeds it
+    ([1.0, -0.8, 0.5], "inconclusive"),  # t 0.43: inside the noise
+    ([3.0, 0.5, 1.5], "inconclusive"),  # mean 1.67 > 2 standard errors (1.46), but p 0.066: the old rule's pass
+    ([0.4, 0.4, 0.4], "reproduced"),  # no spread: the sign decides
 ])
 def test_verdict_rule(values, expected):
     assert claims.verdict(values) == expected
+
+
+def test_t_and_p_are_the_one_sided_one_sample_t_test():
+    from scipy import stats
+
+    values = [3.0, 0.5, 1.5, -0.2]
+    t, p = claims.t_test(values)
+    reference = stats.ttest_1samp(values, 0.0, alternative="greater")
+    assert t == pytest.approx(reference.statistic) and p == pytest.approx(reference.pvalue)
 
 
 def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=18.0):
@@ -31,7 +41,8 @@ def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=1
         "ablations": {"w/o feed": {"f_prim+f_fine": entry(combined - 3)},
                       "w/o id": {"f_prim+f_fine": entry(combined - 4)}},
         "beta_sweep": {"points": [{"beta": 0.0, "mAP": (combined - 1) / 100, "rank1": 0.5},
-                                  {"beta": 0.5, "mAP": combined / 100, "rank1": 0.5}]},
+                                  {"beta": 0.5, "mAP": combined / 100, "rank1": 0.5},
+                                  {"beta": 2.0, "mAP": (combined - 2.5) / 100, "rank1": 0.5}]},
         "generation": {"table2": {"DG-Net": {"frechet_teacher": dgnet_fd},
                                   "DG-Net w/o feed": {"frechet_teacher": nofeed_fd}}},
     }
@@ -54,9 +65,12 @@ def test_scorecard_pairs_each_seed_and_reads_replicates(tmp_path):
     assert by_id["dgnet_vs_baseline"]["ours"]["values"] == pytest.approx([6.0, 7.5, 6.0])
     assert by_id["dgnet_vs_baseline"]["verdict"] == "reproduced"
     assert by_id["e2e_vs_offline"]["ours"]["values"] == pytest.approx([4.0, 5.5, 3.0])
-    assert by_id["beta_gain"]["ours"]["values"] == pytest.approx([1.0, 1.0, 1.0])
+    assert by_id["beta_peak"]["ours"]["values"] == pytest.approx([2.5, 2.5, 2.5])  # best of (0, 1] - beta 2
+    assert by_id["combined_vs_prim"]["ours"]["values"] == pytest.approx([1.0, 1.5, 2.0])  # a different number
     assert by_id["feed_realism"]["ours"]["values"] == pytest.approx([2.0, 2.0, 2.0])
-    assert by_id["alpha_peak"]["ours"]["n_seeds"] == 0 and by_id["alpha_peak"]["verdict"] == "inconclusive"
+    assert by_id["alpha_peak"]["ours"]["n_seeds"] == 0 and by_id["alpha_peak"]["verdict"] == "inconclusive (0 seeds)"
+    assert "dgnet_vs_baseline_rank1" not in by_id  # Rank@1 of the same comparison is not a second claim
+    assert by_id["dgnet_vs_baseline"]["ours"]["p"] < 0.05 and by_id["dgnet_vs_baseline"]["ours"]["t"] > 0
     md = claims.markdown(card)
     assert "`dgnet_vs_baseline`" in md and "+6.50 ± 0.87 (3)" in md
 

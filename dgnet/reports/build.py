@@ -182,8 +182,7 @@ FIGURES = [
 
 def readme(cfg: Config, table3: dict, card: dict) -> None:
     main, base = table3["f_prim+f_fine"], table3["baseline"]
-    counts = {v: sum(r["verdict"] == v for r in card["claims"]) for v in ("reproduced", "not reproduced",
-                                                                            "inconclusive")}
+    counts = claims.verdict_counts(card)
     verdicts = ", ".join(f"`{r['id']}` {r['verdict']}" for r in card["claims"])
     lines = [
         header("The reproduction at a glance", cfg),
@@ -240,6 +239,8 @@ def load_seed_metrics(cfg: Config) -> dict[int, dict]:
 def build_claims(cfg: Config, seed_metrics: dict[int, dict] | None = None) -> dict:
     """``reports/claims.md`` and ``reports/metrics/claims.json`` from the main seed and the replicates."""
     seed_metrics = load_seed_metrics(cfg) if seed_metrics is None else seed_metrics
-    card = claims.scorecard(seed_metrics, cfg.name)
+    machine = {**claims.machine(), "training_threads": cfg.runtime.threads,
+               "parallel_trainings": cfg.runtime.parallel_trainings}
+    card = claims.scorecard(seed_metrics, cfg.name, machine)
     claims.write_scorecard(card, REPORTS / "claims.md", METRICS / "claims.json", seed_metrics)
     return card
