@@ -57,7 +57,7 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images are and how they are read and augmented (README "Data"; augmentation variants in docs/fidelity.md)."""
+    """Where the images are and how they are read and augmented (docs/configurations.md; augmentation variants in docs/fidelity.md)."""
 
     layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
     root: str = "data/prepared/synth_a"
