@@ -22,7 +22,6 @@ tracking server that does not answer is one clear error, not minutes of retries.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import math
@@ -41,6 +40,7 @@ from typing import Any, Iterator
 
 from dgnet.config import TrackingConfig, flatten
 from dgnet.errors import Interrupted, UserError
+from dgnet.locking import exclusive_lock
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "dvc_invocation"
@@ -239,13 +239,8 @@ def store_lock(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # SQLite uses fcntl locks, independent of flock
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(path):  # SQLite uses fcntl locks, independent of this flock
         yield
-    finally:
-        os.close(fd)
 
 
 def check_server(uri: str, timeout: float = 5.0) -> None:

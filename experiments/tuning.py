@@ -42,7 +42,8 @@ How a study works (experiments/README.md has the user's side):
   ``load_if_exists``, so several workers share a study and a re-run resumes
   it. Heartbeats mark the trials of a killed worker failed and retry them once.
 - Tracking. Each ``dgnet tune`` process opens one MLflow parent run
-  ``tune/<study>`` (tags ``optuna.study``, ``optuna.space``); every trial is a
+  ``tune/<study>`` (tags ``optuna.study``, ``optuna.space`` and ``tuning.worker``,
+  host:pid, as the trials' ``worker`` attribute); every trial is a
   run nested in it with its full config, the Optuna parameters
   (``optuna.*`` params), the training losses and the validation metrics
   (``val/mAP`` per reported iteration, ``val/mAP_beta_<b>`` per beta).
@@ -54,7 +55,6 @@ How a study works (experiments/README.md has the user's side):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -67,13 +67,14 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
 import yaml
 
 from dgnet import tracking
+from dgnet.locking import exclusive_lock
 from dgnet.config import Config, EvalConfig, config_from_dict, config_to_dict, deep_merge, flatten
 from dgnet.errors import UserError
 
@@ -274,10 +275,16 @@ def make_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage
     silent for three minutes (its worker was killed) is marked failed and
     retried once with the same parameters, when any worker starts a trial.
     """
+    import sqlalchemy.exc
+
     if "://" not in url:
         raise UserError(f"--storage {url!r}: expected a SQLAlchemy URL such as {DEFAULT_STORAGE} "
                         "or postgresql+psycopg2://user:pass@host/db")
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    engine_kwargs = None
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):  # a host that drops packets: an error in seconds, not minutes
+        engine_kwargs = {"connect_args": {"connect_timeout": 10}}
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         kwargs: dict[str, Any] = {}
@@ -288,6 +295,16 @@ def make_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except ImportError as err:  # e.g. psycopg2 not installed for a postgresql URL
             raise UserError(f"--storage {redact(url)}: {err}") from None
+        except sqlalchemy.exc.OperationalError as err:
+            if url.startswith("sqlite"):
+                raise  # open_study retries SQLite's table-creation races
+            raise unreachable(url, err) from None
+
+
+def unreachable(url: str, err: Exception) -> UserError:
+    """The one-line error for a storage that cannot be opened (server down, wrong host, password, database)."""
+    reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    return UserError(f"--storage {redact(url)}: cannot open the study storage ({reason})")
 
 
 def open_study(name: str, storage: str, seed: int = 0, pruner: optuna.pruners.BasePruner | None = None,
@@ -304,8 +321,10 @@ def open_study(name: str, storage: str, seed: int = 0, pruner: optuna.pruners.Ba
             return optuna.create_study(
                 study_name=name, storage=make_storage(storage), sampler=TrialSeededSampler(seed, n_startup_trials),
                 pruner=pruner or optuna.pruners.MedianPruner(), direction="maximize", load_if_exists=True)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
             if attempt == attempts - 1:
+                if isinstance(err, sqlalchemy.exc.OperationalError):
+                    raise unreachable(storage, err) from None
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -338,23 +357,6 @@ def teacher_key(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes on one machine (no-op where fcntl is missing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: workers may train the same teacher twice, harmlessly
-        yield
-        return
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_teacher(cfg: Config, data, work_dir: str | Path, progress: bool = True):
     """The tuning teacher (trained on ``data``, the training ids minus the validation
     ids): loaded from ``<work_dir>/teacher-<hash>.pt`` or trained once and cached.
@@ -368,7 +370,7 @@ def ensure_teacher(cfg: Config, data, work_dir: str | Path, progress: bool = Tru
 
     path = Path(work_dir) / f"teacher-{teacher_key(cfg)}.pt"
     device = torch.device(cfg.runtime.device)
-    with _file_lock(path.with_suffix(".lock")):
+    with exclusive_lock(path.with_suffix(".lock")):
         if path.exists():
             model, classes = load_teacher(path, device)
             if classes != data.num_classes:
@@ -412,7 +414,7 @@ def ensure_warmup(cfg: Config, data, teacher, work_dir: str | Path, progress: bo
         return None
     out = Path(work_dir) / f"warmup-{warmup_key(cfg)}"
     path = out / "last.pt"
-    with _file_lock(out.with_suffix(".lock")):
+    with exclusive_lock(out.with_suffix(".lock")):
         if path.exists() and checkpoint.load(path, "dgnet")["iteration"] == t.warm_iter:
             return path
         warm_cfg = with_changes(cfg, {"train.iterations": t.warm_iter})
@@ -650,7 +652,7 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
 
     settings_params = {k: v for k, v in dataclasses.asdict(s).items() if k != "storage"}
     tags = {"config": cfg.name, "optuna.study": s.study_name, "optuna.space": s.space,
-            "optuna.storage": redact(s.storage)}
+            "optuna.storage": redact(s.storage), "tuning.worker": f"{socket.gethostname()}:{os.getpid()}"}
     with tracking.start_run(cfg.tracking, f"tune/{s.study_name}",
                             params={**config_to_dict(run_cfg), "tuning": settings_params}, tags=tags) as parent:
         teacher, teacher_path, trained = ensure_teacher(run_cfg, data, s.work_dir, s.progress)
@@ -767,8 +769,12 @@ def write_study_outputs(study: optuna.Study, reports_dir: str | Path, figures_di
 
 def load_study(name: str, storage: str) -> optuna.Study:
     """An existing study, read-only use (no sampler needed)."""
+    import sqlalchemy.exc
+
     try:
         return optuna.load_study(study_name=name, storage=make_storage(storage, heartbeat=False))
+    except sqlalchemy.exc.OperationalError as err:  # (SQLite; make_storage words the others)
+        raise unreachable(storage, err) from None
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(make_storage(storage, heartbeat=False))]
         raise UserError(f"no study {name!r} in {redact(storage)}; found: {', '.join(names) or 'none'}") from None
@@ -850,6 +856,7 @@ __all__ = [
     "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter", "ValidationScorer",
     "apply_best_params", "best_params", "config_changes", "config_fingerprint", "ensure_teacher",
     "config_params", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
+    "unreachable",
     "suggest_params", "teacher_key", "trial_counts", "with_changes", "with_iterations",
     "warmup_key", "write_best_params", "write_study_outputs",
 ]

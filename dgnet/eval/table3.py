@@ -15,6 +15,7 @@ import torch
 
 from dgnet import io, tracking
 from dgnet.config import Config, config_to_dict
+from dgnet.data.layouts import load_layout
 from dgnet.eval import evaluate_model, top_k_matches
 from dgnet.models import load_embedder
 from dgnet.reports.paper import TABLE3 as PAPER_TABLE3
@@ -45,15 +46,19 @@ def table3_frame(baseline: dict, metrics: dict[str, dict]) -> pd.DataFrame:
 
 
 def save_rank_list(cfg: Config, result: dict, feature: str, out_png: str | Path, queries: int = 6) -> None:
-    """Query + top-10 for a few evenly spaced queries (green: same identity, red: not)."""
-    query_set, gallery_set, _ = test_sets(cfg.data, resize=fidelity.resolve(cfg).resize)
+    """Query + top-10 for a few evenly spaced queries (green: same identity, red: not).
+
+    Only the paths come from the layout (the same query and gallery order the
+    evaluation used); the figure decodes just the images it draws.
+    """
+    splits = load_layout(cfg.data.layout, cfg.data.root, cfg.data.cuhk03_subset)
     q = result["features"][feature]["query"]
     g = result["features"][feature]["gallery"]
     pick = np.linspace(0, len(q) - 1, num=min(queries, len(q))).round().astype(int)
     ranked, matches = top_k_matches(
         -(q[pick] @ g.T), result["query"]["pids"][pick], result["gallery"]["pids"],
         result["query"]["camids"][pick], result["gallery"]["camids"], k=10)
-    rank_list_figure([query_set.samples[i].path for i in pick], [s.path for s in gallery_set.samples],
+    rank_list_figure([splits.query[i].path for i in pick], [s.path for s in splits.gallery],
                      ranked, matches, out_png, k=10)
 
 
