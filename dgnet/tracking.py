@@ -16,8 +16,11 @@ ends KILLED, one stopped by an error FAILED, never left RUNNING.
 
 Several processes may open runs on one fresh SQLite store at once (``dgnet
 tune`` workers): the store is created under an exclusive ``flock`` on the
-database file, so only one process runs MLflow's schema migration. An HTTP
-tracking server that does not answer is one clear error, not minutes of retries.
+database file, so only one process runs MLflow's schema migration. Every run
+names its experiment explicitly (MLflow 3 does not activate an experiment that
+another process created during ``set_experiment``: such a run went to
+"Default"). An HTTP tracking server that does not answer is one clear error,
+not minutes of retries.
 """
 
 from __future__ import annotations
@@ -362,7 +365,10 @@ def start_run(
             all_tags["mlflow.parentRunId"] = parent
     status = "FINISHED"
     with _sigterm_as_interrupt():
-        active = mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags)
+        # the experiment named explicitly: when another process creates it at the same moment (tuning
+        # workers on one tracking server), mlflow.set_experiment returns it without making it active
+        active = mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags,
+                                  experiment_id=experiment.experiment_id)
         try:
             run = Run(mlflow, active.info.run_id)
             if params:
