@@ -26,7 +26,6 @@ threads), and the share of the default step's CPU time spent in convolutions
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys

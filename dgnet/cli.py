@@ -18,7 +18,7 @@ from dgnet.errors import run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dgnet import config_commands, tune_commands
+    from dgnet import config_commands, rehearse, tune_commands
     from dgnet.data import commands as data_commands
     from dgnet.eval import commands as eval_commands
     from dgnet.models import commands as model_commands
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dgnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (config_commands, data_commands, model_commands, train_commands, eval_commands,
-                   toolkit_commands, tune_commands):
+                   toolkit_commands, tune_commands, rehearse):
         module.add_commands(sub)
     return parser
 

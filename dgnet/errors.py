@@ -9,6 +9,7 @@ which is which.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from typing import Callable
 
@@ -47,6 +48,17 @@ def user_message(err: BaseException) -> str | None:
     return None
 
 
+PEAK_GPU_ENV = "DGNET_PEAK_GPU_MEMORY_FILE"  # set by `dgnet rehearse`: each stage appends its peak GPU MB
+
+
+def _record_peak_gpu_memory() -> None:
+    path = os.environ.get(PEAK_GPU_ENV)
+    torch = sys.modules.get("torch")
+    if path and torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        with open(path, "a") as f:
+            f.write(f"{torch.cuda.max_memory_allocated() / 2**20:.1f}\n")
+
+
 def run_guarded(main: Callable[[], int | None]) -> int:
     """Call ``main()`` the way every entry point should: an expected failure prints one
     ``dgnet: error:`` line and returns 2, Ctrl-C one ``dgnet: interrupted:`` line and 130;
@@ -63,3 +75,5 @@ def run_guarded(main: Callable[[], int | None]) -> int:
             raise
         print(f"dgnet: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
+    finally:
+        _record_peak_gpu_memory()

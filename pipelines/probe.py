@@ -7,6 +7,8 @@ and cameras, dgnet/eval/disentangle.py) and trains the probe on it at the
 network input size. Writes ``models/attribute_probe.pt``, which
 ``generation_eval`` and every ``replicate@SEED`` read: one probe scores every
 seed's generations. ``reports/metrics/train_probe.json`` has its size and time.
+On a real data set (no ground-truth attributes) nothing reads the probe, so
+the stage trains nothing and writes a marker saying why.
 """
 
 import argparse
@@ -28,6 +30,12 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config("params.yaml")
     io.require_writable(OUT, "reports/metrics/train_probe.json")
+    if cfg.data.layout != "synthetic":  # generation_eval reads the probe on the synthetic set only
+        reason = f"not trained: data.layout {cfg.data.layout} has no ground-truth attributes to score"
+        io.save_checkpoint(OUT, {"kind": "not_trained", "reason": reason})
+        io.write_json("reports/metrics/train_probe.json", {"trained": False, "reason": reason, "train_seconds": 0.0})
+        print(f"{OUT}: {reason}")
+        return
     began = time.perf_counter()
     probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width, seed=GENERATION_SEED,
                                     device=cfg.runtime.device, progress=not args.quiet)

@@ -16,10 +16,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: one c
     torch.set_num_threads(1)
 
 
+LONGEST_FIRST = ("test_pipeline_micro.py", "test_rehearse.py", "test_shared_servers.py")
+
+
 def pytest_collection_modifyitems(items):
-    """The micro pipeline, the longest module, first: with ``--dist loadfile`` one worker runs it while
-    the other runs every other module."""
-    items.sort(key=lambda item: item.path.name != "test_pipeline_micro.py")  # a stable sort keeps the rest
+    """The longest modules first: with ``--dist loadfile`` one worker runs the micro pipeline while the
+    other runs the rehearsal, then the servers, and both share out the rest."""
+    order = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(order)))  # a stable sort keeps the rest
 
 
 @pytest.fixture(scope="session")

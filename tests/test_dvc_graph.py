@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -63,3 +64,26 @@ def test_only_the_flat_summary_is_declared_as_metrics_and_figure8_is_a_plot():
     titles = [next(iter(p)) for p in plots]
     assert any("Figure 8" in t and "alpha" in t for t in titles)
     assert any("training" in t for t in titles)
+
+
+def test_stages_a_real_data_configuration_does_not_need_train_nothing(tmp_path, monkeypatch, capsys):
+    """market1501 (ImageNet backbone, no ground-truth attributes): ``pretrain`` and ``probe`` write markers
+    saying why, not a trained model, so the graph is the same and nothing is trained."""
+    import runpy
+    import sys
+
+    import torch
+
+    from dgnet.config import config_to_dict, preset_config
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(config_to_dict(preset_config("market1501"))))
+    monkeypatch.chdir(tmp_path)
+    for script in ("pretrain.py", "probe.py"):
+        monkeypatch.setattr(sys, "argv", [script, "--quiet"] if script == "probe.py" else [script])
+        runpy.run_path(str(ROOT / "pipelines" / script), run_name="not_main")["main"]()
+    for marker, metrics in (("models/pretrained_backbone.pth", "pretrain.json"),
+                            ("models/attribute_probe.pt", "train_probe.json")):
+        assert torch.load(marker, weights_only=True)["kind"] == "not_trained"
+        doc = json.loads((tmp_path / "reports" / "metrics" / metrics).read_text())
+        assert doc["trained"] is False and doc["train_seconds"] == 0.0 and "not trained" in doc["reason"]
+    assert "imagenet" in (tmp_path / "data" / "pretrain" / "README.txt").read_text()

@@ -122,6 +122,7 @@ def test_dvc_repro_on_the_micro_configuration_produces_every_table_and_figure(mi
     assert "A -> B: DG-Net" in (reports / "table9.md").read_text().split("over seeds")[1]
     assert by_id["id_clothing"]["ours"]["n_seeds"] == 2  # w/o id trains for every seed
     assert by_id["alpha_peak"]["ours"]["n_seeds"] == 1 and by_id["alpha_peak"]["verdict"] == "inconclusive (1 seed)"
+    assert json.loads((reports / "metrics" / "pretrain.json").read_text())["trained"] is False  # pretrained: none
     probe = json.loads((reports / "metrics" / "train_probe.json").read_text())
     assert probe["ids"] > 0 and not (reports / "seeds" / "1" / "metrics" / "train_probe.json").exists()
     assert all(c["verdict"] == "inconclusive (2 seeds)" for c in card["claims"] if c["ours"]["n_seeds"] == 2)
@@ -172,8 +173,9 @@ def test_each_dvc_invocation_is_one_mlflow_parent_run_with_its_stages_as_childre
     children = {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
                 for p in parents}
     first, second = (children[p.info.run_id] for p in parents)
-    assert {r.data.tags["stage"] for r in first} == stages - {"prepare", "probe", "summary", "timings"}  # no runs
-    assert {r.data.tags["stage"] for r in second} == {"pretrain", "teacher"}
+    # no runs: the stages that train or measure nothing (micro's backbone starts from scratch: no pretrain)
+    assert {r.data.tags["stage"] for r in first} == stages - {"prepare", "pretrain", "probe", "summary", "timings"}
+    assert {r.data.tags["stage"] for r in second} == {"teacher"}
     assert all(r.info.status == "FINISHED" and r.data.tags["config"] == "micro" for r in first + second)
 
 
