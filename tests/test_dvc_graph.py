@@ -87,3 +87,5 @@ def test_stages_a_real_data_configuration_does_not_need_train_nothing(tmp_path, 
         doc = json.loads((tmp_path / "reports" / "metrics" / metrics).read_text())
         assert doc["trained"] is False and doc["train_seconds"] == 0.0 and "not trained" in doc["reason"]
     assert "imagenet" in (tmp_path / "data" / "pretrain" / "README.txt").read_text()
+    # the default's backbone is the pretrain stage's trunk, word for word, so that stage still trains there
+    assert preset_config("default").model.backbone.pretrained == "models/pretrained_backbone.pth"
