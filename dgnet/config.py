@@ -53,6 +53,9 @@ class SynthConfig:
     style: Literal["A", "B", "P"] = "A"  # P: the pre-training set's own style (both palettes, own cameras)
     height: int = field(default=128, metadata=_range(16))
     width: int = field(default=64, metadata=_range(8))
+    # classic: the world of every committed result; readable: hair, bag, sleeves, shoes, texture and
+    # body shape drawn to be readable at 64x32 (docs/synthetic_world.md)
+    world: Literal["classic", "readable"] = "classic"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ one camera share the view and framing (as a tracklet does), so cross-camera
 matching is the hard part, as in the real data sets. About a quarter of the
 identities copy the top and bottom colours of another one (hard negatives).
 
+``world`` chooses how people are drawn: ``classic`` (here) or ``readable``
+(``dgnet/data/synth_readable.py``: the same kinds of people, their cues
+besides clothing colour drawn to be readable at 64x32). Layout, cameras and
+everything else are shared.
+
 Style ``A`` (warm, built-up campus) and ``B`` (cool street scenes, other
 clothing palette, darker, blurrier cameras) are two domains. Camera looks
 depend on the style only; identities, poses and noise on the seed.
@@ -440,6 +445,15 @@ def _occlude(img: np.ndarray, cv: _Canvas, rng: np.random.Generator, palette) ->
 # ---------------------------------------------------------------- the data set
 
 
+def _world(name: str):
+    """The identity-making and person-drawing functions of ``data.synth.world``."""
+    if name == "readable":
+        from dgnet.data import synth_readable  # it builds on this module's helpers
+
+        return synth_readable.make_identity, synth_readable.draw_person
+    return _make_identity, _draw_person
+
+
 def _visit(rng: np.random.Generator, cam: Camera, ident: Identity, cv: _Canvas) -> dict:
     """What one camera sees of one identity (shared by its frames, like a tracklet)."""
     return {
@@ -482,6 +496,7 @@ class _Writer:
         self.root, self.cfg, self.rng = root, cfg, rng
         self.cv = _Canvas(cfg.height, cfg.width)
         self.palette = PALETTES[cfg.style]
+        self.make_identity, self.draw_person = _world(cfg.world)
         self.cameras = [_make_camera(cfg.style, c) for c in range(cfg.cameras)]
         self.frames = [int(rng.integers(0, 500)) for _ in range(cfg.cameras)]
         self.rows: list[dict] = []
@@ -493,7 +508,7 @@ class _Writer:
         img = _background(self.cv, camera, rng, self.palette)
         attrs: dict = {"kind": "background"}
         if ident is not None and pose is not None:
-            _draw_person(img, self.cv, ident, pose)
+            self.draw_person(img, self.cv, ident, pose)
             attrs = {"kind": pose.get("kind", "person"), "view": pose["view"], "facing": pose["facing"],
                      "phase": f"{pose['phase']:.4f}", "scale": f"{pose['s'] / self.cv.h:.4f}",
                      **_person_attrs(ident)}
@@ -575,7 +590,7 @@ def _generate(root: Path, cfg: SynthConfig) -> list[dict]:
     identities: dict[int, Identity] = {}
     made: list[Identity] = []
     for pid in sorted(train_pids + test_pids):
-        identities[pid] = _make_identity(rng, w.palette, made)
+        identities[pid] = w.make_identity(rng, w.palette, made)
         made.append(identities[pid])
 
     def cameras_of() -> list[int]:
@@ -609,7 +624,7 @@ def _generate(root: Path, cfg: SynthConfig) -> list[dict]:
     for _ in range(cfg.distractors):  # pid 0000: strangers or empty background
         cam = int(rng.integers(cfg.cameras))
         if rng.random() < 0.5:
-            stranger = _make_identity(rng, w.palette, [])
+            stranger = w.make_identity(rng, w.palette, [])
             pose = _frame_pose(rng, _visit(rng, w.cameras[cam], stranger, w.cv), w.cv)
             data, attrs = w.render(cam, stranger, pose)
         else:

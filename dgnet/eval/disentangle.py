@@ -139,7 +139,7 @@ class Probe:
 
 def train_probe(images: Tensor, labels: pd.DataFrame, names: Sequence[str] = ATTRIBUTES,
                 epochs: int = PROBE_EPOCHS, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                device: str | torch.device = "cpu", progress: bool = False) -> Probe:
+                device: str | torch.device = "cpu", progress: bool = False, width: int = 16) -> Probe:
     """Train :class:`AttributeProbe` on uint8 images (N, 3, H, W) and their ``labels`` (strings).
 
     Adam with a cosine learning rate; the only augmentation is a random shift
@@ -153,7 +153,7 @@ def train_probe(images: Tensor, labels: pd.DataFrame, names: Sequence[str] = ATT
     pad_y, pad_x = max(1, h // 16), max(1, w // 16)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AttributeProbe({a: len(classes[a]) for a in names}).to(device)
+        model = AttributeProbe({a: len(classes[a]) for a in names}, width).to(device)
         g = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
         steps = epochs * ((n + batch_size - 1) // batch_size)
