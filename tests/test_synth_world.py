@@ -65,3 +65,14 @@ def test_readable_world_keeps_colour_twins(tmp_path):
     assert twins, "no two identities wear the same top and bottom colours"
     cues = ("top_texture", "sleeves", "shoe_color", "hair_color", "hair_long", "bag")
     assert all(any(len({r[c] for r in group}) > 1 for c in cues) for group in twins)
+
+
+def test_cli_synth_world(tmp_path):
+    from dgnet.cli import main as cli_main
+
+    args = ["data", "synth", "--ids", "3", "--seed", "2", "--size", "32x16"]
+    assert cli_main([*args, "--out", str(tmp_path / "r"), "--world", "readable"]) == 0
+    assert cli_main([*args, "--out", str(tmp_path / "c")]) == 0
+    assert _digest(tmp_path / "r") != _digest(tmp_path / "c")
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        cli_main([*args, "--out", str(tmp_path / "x"), "--world", "fancy"])

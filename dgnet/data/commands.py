@@ -1,6 +1,6 @@
 """``dgnet data``: write the synthetic pedestrians, check a data-set tree.
 
-    dgnet data synth --out data/synth_a --ids 60 --seed 0 [--style A|B] [--size 128x64] [--force]
+    dgnet data synth --out data/synth_a --ids 60 --seed 0 [--style A|B] [--world classic|readable] [--size 128x64] [--force]
     dgnet data check --layout market1501 /data/Market-1501-v15.09.15 [--json]
     dgnet data check --layout cuhk03np /data/cuhk03-np --subset detected
 
@@ -86,7 +86,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def _synth(args) -> int:
     values = asdict(SynthConfig())
-    values.update(train_ids=args.ids, test_ids=args.ids, seed=args.seed, style=args.style)
+    values.update(train_ids=args.ids, test_ids=args.ids, seed=args.seed, style=args.style, world=args.world)
     if args.size:
         values["height"], values["width"] = _parse_size(args.size)
     cfg = config_from_dict({"data": {"synth": values}}).data.synth  # validated
@@ -127,6 +127,8 @@ def add_commands(sub) -> None:
                        help="number of training ids (and of test ids)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--style", choices=("A", "B"), default="A", help="camera/background domain")
+    synth.add_argument("--world", choices=("classic", "readable"), default="classic",
+                       help="how people are drawn (docs/synthetic_world.md)")
     synth.add_argument("--size", help="stored image size HEIGHTxWIDTH (default 128x64)")
     synth.add_argument("--force", action="store_true", help="replace an existing output folder")
     synth.add_argument("--grid", help="also save an example grid PNG here")
