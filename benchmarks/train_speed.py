@@ -76,7 +76,9 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100, prof
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile else None
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    profiler = torch.profiler.profile(activities=activities) if profile else None
     for it in range(warmup + iterations):
         if profiler is not None and it == warmup:
             profiler.start()
@@ -94,13 +96,15 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100, prof
             times.append(time.perf_counter() - began)
     times.sort()
     median = times[len(times) // 2]
-    conv_share = None
+    conv_share, gpu = None, {}
     if profiler is not None:
         profiler.stop()
         ops = profiler.key_averages()
         total = sum(op.self_cpu_time_total for op in ops)
         conv = sum(op.self_cpu_time_total for op in ops if "convolution" in op.key)
         conv_share = conv / total
+        if device.type == "cuda":
+            gpu = _gpu_shares(ops, iterations, sum(times))
     result = {
         "config": name, "device": str(device), "batch_size": cfg.train.batch_size,
         "input": f"{cfg.data.height}x{cfg.data.width}", "backbone": cfg.model.backbone.arch,
@@ -111,9 +115,29 @@ def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100, prof
     }
     if conv_share is not None:
         result["convolution_share_of_cpu_time"] = conv_share
+    result.update(gpu)
     if device.type == "cuda":
         result["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
+
+
+def _gpu_shares(ops, iterations: int, wall_seconds: float, top: int = 8) -> dict:
+    """Where a profiled GPU step's time goes: kernel time against wall time, the busiest ops on each side."""
+    def device_us(op) -> float:
+        return getattr(op, "self_device_time_total", None) or getattr(op, "self_cuda_time_total", 0.0)
+
+    # the kernels' own rows: an operator's row repeats the time of the kernels it launched
+    kernel = sum(device_us(op) for op in ops if op.device_type == torch.autograd.DeviceType.CUDA) / 1e6
+    by_cpu = sorted(ops, key=lambda op: op.self_cpu_time_total, reverse=True)[:top]
+    by_gpu = sorted((op for op in ops if op.device_type != torch.autograd.DeviceType.CUDA), key=device_us,
+                    reverse=True)[:top]  # operators, by the kernel time they launched
+    return {
+        "profiled_seconds_per_iteration": wall_seconds / iterations,
+        "gpu_kernel_seconds_per_iteration": kernel / iterations,
+        "gpu_busy_share": kernel / wall_seconds,
+        "top_ops_by_cpu_ms_per_iteration": {op.key: op.self_cpu_time_total / 1e3 / iterations for op in by_cpu},
+        "top_ops_by_gpu_ms_per_iteration": {op.key: device_us(op) / 1e3 / iterations for op in by_gpu},
+    }
 
 
 def _default_on_threads(cfg, iterations: int) -> dict:
@@ -166,6 +190,8 @@ def main() -> None:
     parser.add_argument("--paper-iterations", type=int, default=3, help="timed iterations at the paper config")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="on a GPU, also profile the paper step: kernel time against wall time, busiest ops")
     parser.add_argument("--skip-side-by-side", action="store_true", help="skip the 1-thread and 2-process figures")
     parser.add_argument("--alternatives", action="store_true",
                         help="time cheaper models/inputs against the default instead (train_speed_alternatives.json)")
@@ -192,6 +218,8 @@ def main() -> None:
             name = "paper, bf16" if bf16 else "paper"
             results.append(bench(name, replace(paper, **{"runtime.autocast_bf16": bf16}), args.paper_iterations,
                                  warmup=2 if on_gpu else 1, classes=751))
+        if on_gpu and args.profile:  # a separate run: the profiler slows the step it watches
+            results.append(bench("paper, profiled", paper, 10, warmup=2, classes=751, profile=True))
     for r in results:
         line = (f"{r['config']:>8} on {r['device']}: {r['seconds_per_iteration']:.3f} s/iteration "
                 f"({r['iterations_per_second']:.2f} it/s, {r['images_per_second']:.1f} images/s, batch "
@@ -200,6 +228,11 @@ def main() -> None:
             line += f"; the pair: {r['pair_iterations_per_second']:.2f} it/s together"
         if "gpu_peak_memory_mb" in r:
             line += f", GPU peak {r['gpu_peak_memory_mb']:.0f} MB"
+        if "gpu_busy_share" in r:
+            line += (f"; profiled: kernels {r['gpu_kernel_seconds_per_iteration']:.3f} of "
+                     f"{r['profiled_seconds_per_iteration']:.3f} s per iteration (GPU busy "
+                     f"{100 * r['gpu_busy_share']:.0f}%); busiest on the CPU: "
+                     + ", ".join(f"{k} {v:.0f} ms" for k, v in list(r["top_ops_by_cpu_ms_per_iteration"].items())[:4]))
         print(line)
     out = OUT_CUDA if on_gpu else OUT
     machine = torch.cuda.get_device_name(args.device) if on_gpu else platform.processor() or platform.machine()
