@@ -12,9 +12,10 @@ and an estimate of the real run's time from the configured iteration counts.
 A failing stage is reported with its one-line error; the stages that need its
 outputs are listed as not reached; the others still run.
 
-The estimate is rough by design: training seconds scale with iterations (DG-Net)
-or with images x epochs (teacher, pre-training, offline re-id); every other
-second of a stage scales with the number of test images.
+The estimate is rough by design: training seconds scale with iterations (DG-Net,
+offline re-id) or with images x epochs (teachers, pre-training); every other
+second of a stage scales with the number of test images (identities on the
+synthetic set).
 """
 
 from __future__ import annotations
@@ -98,17 +99,12 @@ def sample_dataset(layout: str, root: str | Path, dest: Path, ids: int) -> dict[
     return {split: len(samples) for split, samples in picked.items()}
 
 
-def _test_images(cfg: Config) -> int:
+def _real_sizes(cfg: Config) -> tuple[int, int]:
+    """(test images, training images) of the configured real data set; its layout's error when missing."""
     if cfg.data.layout == "synthetic":
-        return 0  # written by the prepare stage; counted afterwards
+        return 0, 0  # prepare writes it; the rehearsal scales by identities instead
     splits = load_layout(cfg.data.layout, cfg.data.root, cfg.data.cuhk03_subset)
-    return len(splits.query) + len(splits.gallery)
-
-
-def _train_images(cfg: Config) -> int | None:
-    if cfg.data.layout == "synthetic":
-        return None
-    return len(load_layout(cfg.data.layout, cfg.data.root, cfg.data.cuhk03_subset).train)
+    return len(splits.query) + len(splits.gallery), len(splits.train)
 
 
 # ---------------------------------------------------------------- the rehearsal's configuration
@@ -119,7 +115,7 @@ def rehearsal_config(cfg: Config, sample_root: str, iterations: int, ids: int) -
     warm = max(1, iterations // 2)
     changes = {
         "train.iterations": iterations, "train.warm_iter": warm, "train.ramp_iters": 1,
-        "train.lr_steps": (iterations - 1,), "train.log_every": 1, "train.sample_every": iterations,
+        "train.lr_steps": (iterations - 1,), "train.log_every": iterations, "train.sample_every": iterations,
         "train.checkpoint_every": iterations,
         "teacher.epochs": 1, "teacher.lr_step_epochs": (1,),
         "pretrain.epochs": 1, "pretrain.ids": max(2, ids), "pretrain.images_per_camera": 1,
@@ -178,7 +174,7 @@ def run_stage(cmd: str, cwd: Path, env: dict, log_path: Path) -> tuple[int, floa
     return proc.returncode, seconds, usage.ru_maxrss / 1024, log_path.read_text(errors="replace")
 
 
-def _trainings(scratch: Path, since: float, real: Config, rehearsal: Config, real_train_images: int | None):
+def _trainings(scratch: Path, since: float, real: Config, rehearsal: Config, train_scale: float):
     """The trainings whose metrics files (``train_*.json``, ``pretrain.json``) the stage just wrote."""
     out = []
     for path in sorted(scratch.rglob("*.json")):
@@ -197,13 +193,19 @@ def _trainings(scratch: Path, since: float, real: Config, rehearsal: Config, rea
                 real_units = real.train.iterations - real.train.warm_iter
             else:
                 real_units = real.train.iterations
-            out.append(Training(name, seconds, seconds / max(trained, 1), "iteration", real_units))
-        elif "train_images" in doc or "generated_images" in doc or path.name == "pretrain.json":
-            images = doc.get("train_images") or doc.get("generated_images") or doc.get("images") or 1
-            epochs = rehearsal.pretrain.epochs if path.name == "pretrain.json" else rehearsal.teacher.epochs
-            real_epochs = real.pretrain.epochs if path.name == "pretrain.json" else real.teacher.epochs
-            real_images = images if path.name == "pretrain.json" or real_train_images is None else real_train_images
-            out.append(Training(name, seconds, seconds / (images * epochs), "image-epoch", real_images * real_epochs))
+            per_it = doc.get("step_seconds_median") or seconds / max(trained, 1)  # the update alone, steadier
+            out.append(Training(name, seconds, per_it, "iteration", real_units))
+        elif "generated_images" in doc:  # offline re-id: train.iterations iterations
+            its = rehearsal.train.iterations
+            out.append(Training(name, seconds, seconds / its, "iteration", real.train.iterations))
+        elif "train_images" in doc:  # a teacher: epochs over the training images
+            images, epochs = doc["train_images"], rehearsal.teacher.epochs
+            out.append(Training(name, seconds, seconds / (images * epochs), "image-epoch",
+                                images * train_scale * real.teacher.epochs))
+        elif path.name == "pretrain.json":  # its own set: pretrain.ids identities
+            images, p, q = doc["images"], rehearsal.pretrain, real.pretrain
+            real_images = images * (q.ids / p.ids) * (q.images_per_camera / p.images_per_camera)
+            out.append(Training(name, seconds, seconds / (images * p.epochs), "image-epoch", real_images * q.epochs))
     return out
 
 
@@ -226,7 +228,7 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
     if not (project / "dvc.yaml").is_file():
         raise UserError(f"{project / 'dvc.yaml'}: not found; run `dgnet rehearse` from the project's root")
     real = apply_overrides(load_config(params), overrides or [])
-    real_test, real_train = _test_images(real), _train_images(real)  # missing data: the layout's own error
+    real_test, real_train = _real_sizes(real)  # a missing data set: the layout's own error, before any work
     scratch = Path(tempfile.mkdtemp(prefix="dgnet-rehearse-", dir=workdir))
     for name in ("dvc.yaml", ".dvcignore"):
         if (project / name).is_file():
@@ -248,10 +250,15 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            PEAK_GPU_ENV: str(scratch / ".peak_gpu")}
     env.pop("DVC_STAGE", None)
-    sample_test = sum(sample.get(k, 0) for k in ("query", "gallery"))
+    if real.data.layout == "synthetic":  # the sizes of the set prepare writes: identities as the proxy
+        sample_test, real_test = cfg.data.synth.test_ids, real.data.synth.test_ids
+        train_scale = real.data.synth.train_ids / cfg.data.synth.train_ids
+    else:
+        sample_test = sum(sample.get(k, 0) for k in ("query", "gallery"))
+        train_scale = real_train / max(sample["train"], 1)
 
     def measure(r: StageResult, since: float) -> None:
-        r.trainings = _trainings(scratch, since, real, cfg, real_train)
+        r.trainings = _trainings(scratch, since, real, cfg, train_scale)
         r.estimate_seconds = _estimate(r, sample_test, real_test)
 
     results = run_graph(stages, scratch, env, measure, progress)

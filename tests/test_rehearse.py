@@ -67,7 +67,10 @@ def test_market1501_rehearsal_runs_every_stage_and_estimates_the_real_run(tmp_pa
     # DG-Net's real iterations come from the configuration: 30K warm-up, then 70K for each continued variant
     trainings = {t["name"]: t for s in stages.values() for t in s["trainings"]}
     assert trainings["dgnet_warm"]["real_units"] == 30000 and trainings["dgnet"]["real_units"] == 70000
-    assert trainings["dgnet_nofeed"]["unit"] == "iteration" and trainings["teacher"]["unit"] == "image-epoch"
+    assert trainings["dgnet_nofeed"]["unit"] == "iteration" and trainings["offline"]["real_units"] == 100000
+    assert trainings["teacher"]["unit"] == "image-epoch"  # x 60 epochs of the whole generated tree's train images
+    assert trainings["teacher"]["real_units"] == pytest.approx(60 * len(list((tmp_path / "Market-1501" /
+                                                                               "bounding_box_train").glob("*.jpg"))))
     assert doc["real"]["iterations"] == 100000 and doc["rehearsal"]["iterations"] == 2
     assert doc["estimate_seconds_total"] >= sum(t["estimate_seconds"] for t in trainings.values())
     printed = capsys.readouterr().out

@@ -19,6 +19,7 @@ change the run. Ctrl-C stops with one line saying which checkpoint is kept.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class TrainResult:
     seconds: float
     last_losses: dict[str, float]
     trained: int = 0  # iterations this call ran: fewer than ``iterations`` after a warm start or a resume
+    step_seconds_median: float | None = None  # one update alone (no logging, sample grids or checkpoints)
 
 
 def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -190,9 +192,11 @@ def train_dgnet(
                disable=not (progress and main), dynamic_ncols=True)
     began = time.perf_counter()
     last_losses: dict[str, float] = {}
+    step_seconds: list[float] = []
     it = start
     try:
         for it in bar:
+            step_began = time.perf_counter()
             factor = joint_lr_factor(it, t, sw)
             for opt in opts.values():
                 set_lr(opt, factor)
@@ -212,6 +216,7 @@ def train_dgnet(
             bad = guards.nonfinite_tensors(nets)
             if bad:
                 raise DivergenceError(f"the update made {guards.describe(bad)}")
+            step_seconds.append(time.perf_counter() - step_began)
 
             done = it + 1
             if done % t.log_every == 0 or done == t.iterations:
@@ -238,4 +243,5 @@ def train_dgnet(
                               f"{kept_checkpoint(last_path, good_at)}") from None
     except KeyboardInterrupt:
         raise Interrupted(f"training stopped at iteration {it}; {kept_checkpoint(last_path, good_at)}") from None
-    return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses, t.iterations - start)
+    return TrainResult(last_path, t.iterations, time.perf_counter() - began, last_losses, t.iterations - start,
+                       statistics.median(step_seconds) if step_seconds else None)

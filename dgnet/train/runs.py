@@ -136,6 +136,7 @@ def run_dgnet(
         metrics = {"iterations": result.iterations, "iterations_trained": result.trained,
                    "train_seconds": result.seconds,
                    "seconds_per_iteration": result.seconds / max(1, result.trained),
+                   "step_seconds_median": result.step_seconds_median,
                    **result.last_losses}
         run.log_metrics({"train_seconds": result.seconds})
         run.tag_model(result.checkpoint)
