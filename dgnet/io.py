@@ -152,14 +152,19 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
             fh.write(data)
 
 
+def write_probe(folder: str | Path) -> None:
+    """Create and remove a file in ``folder``: the OSError a real output would meet, raised before any work."""
+    fd, probe = tempfile.mkstemp(prefix=".dgnet-write-check.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def require_writable(*paths: str | Path) -> None:
     """Check before any work that each output file's folder can be created and written."""
     for folder in dict.fromkeys(Path(p).parent for p in paths):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".dgnet-write-check.", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+            write_probe(folder)
         except OSError as err:
             raise UserError(f"{folder}: cannot write the outputs here ({err.strerror}); "
                             f"choose another output path or fix the folder's permissions") from None

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import torch
 
 from dgnet.errors import UserError
+from dgnet.io import write_probe
 
 
 def _file_id(path: str | Path) -> tuple[int, int] | None:
@@ -51,9 +51,7 @@ def _check_writable(name: str, path: Path) -> None:
     if not folder.is_dir():
         raise UserError(f"{name} {path}: {folder} is a file, not a folder; choose another output path")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".dgnet-write-check.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        write_probe(folder)
     except OSError as err:
         raise UserError(f"{name} {path}: cannot write in {folder} ({err.strerror}); "
                         f"choose another output path or fix the folder's permissions") from None
