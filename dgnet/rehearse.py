@@ -3,8 +3,8 @@
     dgnet rehearse [--params params.yaml] [--ids 6] [--iterations 4] [--out rehearsal.json] [--set KEY=VALUE]
 
 Copies the pipeline into a scratch folder (the project's outputs are never
-touched), writes a few identities of the configured data set there in the same
-layout, and runs each stage's command of ``dvc.yaml`` in dependency order at
+touched), writes a few identities of the configured data set (and of the
+second one, for direct transfer) there in the same layout, and runs each stage's command of ``dvc.yaml`` in dependency order at
 the configuration's network sizes and input size, with a handful of
 iterations per DG-Net training and one epoch per teacher. It then prints, per
 stage, whether it ran, its seconds, peak memory and seconds per iteration,
@@ -240,9 +240,14 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
     if real.data.layout != "synthetic":
         sample = sample_dataset(real.data.layout, real.data.root, scratch / "data" / "sample", ids)
     cfg = rehearsal_config(real, str(scratch / "data" / "sample"), iterations, ids)
-    if cfg.data.transfer_layout != "synthetic":  # the second data set, as the user gave it
+    if cfg.data.transfer_layout != "synthetic":  # the second data set: sampled too, or left missing
         transfer = Path(cfg.data.transfer_root)
-        cfg = replace(cfg, **{"data.transfer_root": str(transfer if transfer.is_absolute() else project / transfer)})
+        transfer = transfer if transfer.is_absolute() else project / transfer
+        if transfer.is_dir():  # a missing one stays missing: the stages that need it say so
+            sample["transfer"] = sample_dataset(cfg.data.transfer_layout, transfer, scratch / "data" / "sample_b",
+                                                ids)
+            transfer = scratch / "data" / "sample_b"
+        cfg = replace(cfg, **{"data.transfer_root": str(transfer)})
     io.write_text(scratch / "params.yaml", _yaml(config_to_dict(cfg)))
 
     stages = stage_graph(scratch)

@@ -77,6 +77,8 @@ def test_market1501_rehearsal_runs_every_stage_and_estimates_the_real_run(tmp_pa
     assert re.search(r"train_dgnet +ok in .* dgnet [\d.e+-]+ s/iteration", printed), printed
     assert "estimated real run: about" in printed
     assert not Path(doc["scratch"]).exists()  # the scratch copy is gone; the project's outputs were never used
+    duke_train = len(list((tmp_path / "Duke" / "bounding_box_train").glob("*.jpg")))
+    assert doc["sample"]["transfer"]["train"] == duke_train  # Table 9's set is sampled too (all 6 of its ids)
 
 
 def test_a_failing_stage_is_named_and_only_its_dependants_are_not_reached(tmp_path):
