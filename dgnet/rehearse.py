@@ -89,7 +89,7 @@ def sample_dataset(layout: str, root: str | Path, dest: Path, ids: int) -> dict[
     """Copy a few identities of a folder-layout data set (Market-1501, DukeMTMC-reID) to ``dest``, same names."""
     if layout not in FOLDER_LAYOUTS:
         raise UserError(f"data.layout {layout}: the rehearsal samples {', '.join(FOLDER_LAYOUTS)} and the "
-                           "synthetic set; rehearse with a Market-1501 or DukeMTMC-reID configuration instead")
+                        "synthetic set; rehearse with a Market-1501 or DukeMTMC-reID configuration instead")
     picked = _pick(load_layout(layout, root), ids)
     for split, samples in picked.items():
         folder = dest / SPLIT_FOLDERS[split]
@@ -230,6 +230,15 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
     real = apply_overrides(load_config(params), overrides or [])
     real_test, real_train = _real_sizes(real)  # a missing data set: the layout's own error, before any work
     scratch = Path(tempfile.mkdtemp(prefix="dgnet-rehearse-", dir=workdir))
+    try:
+        return _rehearse_in(scratch, project, real, real_test, real_train, ids, iterations, progress)
+    except BaseException:  # a rehearsal that could not run leaves nothing behind
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, real_train: int, ids: int,
+                 iterations: int, progress) -> dict:
     for name in ("dvc.yaml", ".dvcignore"):
         if (project / name).is_file():
             shutil.copy(project / name, scratch / name)
