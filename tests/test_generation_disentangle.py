@@ -134,3 +134,16 @@ def test_evaluate_on_the_synthetic_set(generator, micro_data, monkeypatch):
     assert t["pairs"].max() <= cross
     assert set(t["kind"]) == {"appearance", "structure"}
     assert result.metrics["test_images"] > 0 and "probe accuracy (real test images)" in result.table
+
+
+def test_a_probe_of_any_width_loads_back(tmp_path):
+    """``load_probe`` reads the probe's width from its weights (the pilot's wider probe, docs/synthetic_world.md)."""
+    classes = {"top_color": ["red", "blue"], "bag": ["none", "backpack", "handbag"]}
+    torch.manual_seed(0)
+    model = dis.AttributeProbe({a: len(c) for a, c in classes.items()}, width=8).eval()
+    saved = dis.Probe(model, classes, torch.device("cpu"), {"height": 32, "width": 16})
+    dis.save_probe(saved, tmp_path / "probe.pt")
+    loaded = dis.load_probe(tmp_path / "probe.pt", 32, 16)
+    x = torch.rand(3, 3, 32, 16)
+    with torch.no_grad():
+        assert all(torch.equal(model(x)[a], loaded.model(x)[a]) for a in classes)

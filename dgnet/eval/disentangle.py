@@ -292,7 +292,8 @@ def load_probe(path: str | Path, height: int, width: int, device: str | torch.de
     if size != (height, width):
         raise io.CheckpointError(f"{path}: probe trained at {size[0]}x{size[1]}, the images are {height}x{width} "
                                  "(rerun the probe stage: dvc repro probe)")
-    model = AttributeProbe({a: len(c) for a, c in state["classes"].items()})
+    width = state["state_dict"]["trunk.0.weight"].shape[0]  # the first convolution's channels: any probe width
+    model = AttributeProbe({a: len(c) for a, c in state["classes"].items()}, width)
     model.load_state_dict(state["state_dict"])
     device = torch.device(device)
     return Probe(model.to(device).eval(), state["classes"], device, state["trained_on"])
