@@ -29,7 +29,6 @@ import argparse
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -37,13 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dgnet import io  # noqa: E402
-from dgnet.config import preset_config, replace  # noqa: E402
-from dgnet.models import build_dgnet, build_teacher  # noqa: E402
-from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator  # noqa: E402
-from dgnet.train.dgnet_step import dis_step, gen_step, generate  # noqa: E402
-from dgnet.train.loop import build_optimizers  # noqa: E402
-from dgnet.train.schedules import loss_weights  # noqa: E402
-from dgnet.train import fidelity  # noqa: E402
+from dgnet.config import replace  # noqa: E402
+from dgnet.train import speed  # noqa: E402
+from dgnet.train.speed import timed_steps, yardstick_config  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 OUT_ALTERNATIVES = OUT.with_name("train_speed_alternatives.json")
@@ -60,42 +55,13 @@ ALTERNATIVES = {  # name -> config changes; each makes the model or its input ch
 
 def bench(name: str, cfg, iterations: int, warmup: int, classes: int = 100, profile: bool = False) -> dict:
     device = torch.device(cfg.runtime.device)
-    torch.manual_seed(0)
-    nets = {k: v.to(device) for k, v in build_dgnet(cfg.model, classes).items()}
-    if cfg.runtime.channels_last:
-        nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
-    teacher = build_teacher(cfg.model, classes).to(device).eval()
-    opts = build_optimizers(cfg, nets)
-    images = torch.randint(0, 256, (max(64, 4 * cfg.train.batch_size), 3, cfg.data.height, cfg.data.width),
-                           dtype=torch.uint8)
-    labels = torch.arange(len(images)) % classes
-    sampler = BatchSampler(labels, cfg.train.batch_size, seed=0)
-    sw = fidelity.resolve(cfg)
-    weights = loss_weights(cfg.train.warm_iter + 2 * cfg.train.ramp_iters, cfg.train, sw)  # every loss on
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
     activities = [torch.profiler.ProfilerActivity.CPU] + (
         [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
     profiler = torch.profiler.profile(activities=activities) if profile else None
-    for it in range(warmup + iterations):
-        if profiler is not None and it == warmup:
-            profiler.start()
-        began = time.perf_counter()
-        batch = dgnet_batch(images, sampler, it, 2, device, sw.pad_mode)
-        g = iteration_generator(0, it)
-        with autocast:
-            gen = generate(nets, batch, cfg.data.random_erasing, g, sw)
-            dis_step(nets["discriminator"], opts["discriminator"], batch.images, gen.cross, cfg.train.gp_weight,
-                     sw.groups)
-            gen_step(nets, teacher, opts["generator"], opts["appearance"], batch, gen, weights, g, sw)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if it >= warmup:
-            times.append(time.perf_counter() - began)
-    times.sort()
-    median = times[len(times) // 2]
+    times = timed_steps(cfg, iterations, warmup, classes, profiler)
+    median = speed.median(times)
     conv_share, gpu = None, {}
     if profiler is not None:
         profiler.stop()
@@ -198,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = []
-    default = replace(preset_config("default"), **{"model.backbone.pretrained": "none"})  # speed only
+    default = yardstick_config("default")  # random starting weights: speed only
     if args.alternatives:
         alternatives(default, args.iterations)
         return
@@ -209,8 +175,7 @@ def main() -> None:
     if not args.skip_side_by_side and not on_gpu:
         results.extend(side_by_side(default, args.iterations))
     if not args.skip_paper:
-        paper = replace(preset_config("paper"), **{
-            "model.backbone.pretrained": "none",  # speed does not depend on the weights
+        paper = replace(yardstick_config("paper"), **{
             "runtime.device": args.device,
             "runtime.channels_last": on_gpu,
         })

@@ -2,6 +2,7 @@
 
     python benchmarks/training_curves.py [--config default] [--iterations 3000] [--every 150]
                                          [--stop-at N] [--set KEY=VALUE ...] [--label NAME] [--pretrain]
+                                         [--probe PATH] [--no-baseline]
 
 Answers "would the CPU default reproduce with a longer schedule?". Trains the
 Baseline (teacher) once on the training identities minus the validation
@@ -21,6 +22,10 @@ schedule, to compare the first part of a long run with another's.
 ``--pretrain`` first pre-trains the backbone as the ``pretrain`` stage does,
 at this run's input size (e.g. with ``--set data.height=32 --set
 data.width=16``), instead of loading ``model.backbone.pretrained``.
+``--probe PATH`` loads the probe stage's probe instead of training one;
+``--no-baseline`` (with ``--stop-at`` at most ``train.warm_iter``, where no
+loss reads the teacher) skips the Baseline, for the swap probe at the end of
+the warm-up.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from dgnet import io  # noqa: E402
 from dgnet.config import apply_overrides, preset_config, replace  # noqa: E402
 from dgnet.data.transforms import normalize  # noqa: E402
 from dgnet.eval import disentangle  # noqa: E402
+from dgnet.models import build_teacher, without_pretrained  # noqa: E402
 from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8  # noqa: E402
 from dgnet.tracking import Run  # noqa: E402
 from dgnet.train.data import load_training_set, test_sets  # noqa: E402
@@ -76,9 +82,14 @@ PROBED = {"top_color": "follows appearance source", "bottom_color": "follows app
 class SwapProbe:
     """The attribute probe on G(a_i, s_perm(i)) over the cross-identity pairs of the training images."""
 
-    def __init__(self, cfg, samples, images: torch.Tensor):
+    def __init__(self, cfg, samples, images: torch.Tensor, probe_path: str | None = None):
         self.images = images
-        self.probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width)
+        if probe_path:
+            self.probe = disentangle.load_probe(probe_path, cfg.data.height, cfg.data.width)
+        else:
+            self.probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width,
+                                                 epochs=cfg.probe.epochs, probe_ids=cfg.probe.ids,
+                                                 probe_width=cfg.probe.width)
         labels = disentangle.labels_for(samples, disentangle.read_attributes(cfg.data.root))
         self.priors = disentangle.marginals(labels)
         partner = random_partners(len(samples), GENERATION_SEED)
@@ -147,6 +158,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--pretrain", action="store_true",
                         help="pre-train the backbone first (the pretrain stage's recipe, at this input size)")
+    parser.add_argument("--probe", metavar="PATH",
+                        help="the attribute probe to load (e.g. the probe stage's models/attribute_probe.pt); "
+                             "default: train one as the probe stage does")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the Baseline (with --stop-at at most train.warm_iter: no loss reads the teacher)")
     args = parser.parse_args()
 
     if args.threads:
@@ -164,7 +180,9 @@ def main() -> None:
               "iterations": cfg.train.iterations, "warm_iter": cfg.train.warm_iter, "lr_steps": cfg.train.lr_steps,
               "stopped_at": args.stop_at or cfg.train.iterations, "beta": beta, "split": "validation identities (data.val_ids), training ids minus those for training",
               "points": []}
-    probe = SwapProbe(cfg, data.samples, data.images) if cfg.data.layout == "synthetic" else None
+    if args.no_baseline and not 0 < args.stop_at <= cfg.train.warm_iter:
+        parser.error(f"--no-baseline needs --stop-at N with N <= train.warm_iter ({cfg.train.warm_iter})")
+    probe = SwapProbe(cfg, data.samples, data.images, args.probe) if cfg.data.layout == "synthetic" else None
     recorder = LossRecorder()
     began = time.perf_counter()
 
@@ -191,11 +209,15 @@ def main() -> None:
                          Path(tmp) / "pretrain.json", progress=False)
             cfg = replace(cfg, **{"model.backbone.pretrained": str(weights)})
             result["pretrained"] = f"here, at {cfg.data.height}x{cfg.data.width} (--pretrain)"
-        teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
-                                Run(None, None), progress=False)
-        scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True, progress=False)
-        result["baseline"] = {"mAP": float(scored["mAP"]), "rank1": float(scored["rank1"])}
-        print(f"Baseline (teacher) val mAP {100 * result['baseline']['mAP']:.1f}", flush=True)
+        if args.no_baseline:  # an untrained stand-in: L_prim is off until warm_iter, nothing reads it
+            teacher = build_teacher(without_pretrained(cfg.model), data.num_classes)
+            result["baseline"] = {"mAP": float("nan"), "rank1": float("nan"), "skipped": True}
+        else:
+            teacher = train_teacher(cfg, data.images, data.labels, data.num_classes, Path(tmp) / "teacher.pt",
+                                    Run(None, None), progress=False)
+            scored = evaluate_teacher(cfg, copy.deepcopy(teacher), validation=True, progress=False)
+            result["baseline"] = {"mAP": float(scored["mAP"]), "rank1": float(scored["rank1"])}
+            print(f"Baseline (teacher) val mAP {100 * result['baseline']['mAP']:.1f}", flush=True)
         try:
             train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, Path(tmp) / "dgnet", recorder,
                         progress=False, iteration_hook=record)

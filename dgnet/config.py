@@ -53,9 +53,9 @@ class SynthConfig:
     style: Literal["A", "B", "P"] = "A"  # P: the pre-training set's own style (both palettes, own cameras)
     height: int = field(default=128, metadata=_range(16))
     width: int = field(default=64, metadata=_range(8))
-    # classic: the world of every committed result; readable: hair, bag, sleeves, shoes, texture and
-    # body shape drawn to be readable at 64x32 (docs/synthetic_world.md)
-    world: Literal["classic", "readable"] = "classic"
+    # readable (the default since issue 25): hair, bag, sleeves, shoes, texture and body shape drawn
+    # to be readable at 64x32; classic: the earlier world, colour first (docs/synthetic_world.md)
+    world: Literal["classic", "readable"] = "readable"
 
 
 @dataclass(frozen=True)
@@ -171,13 +171,13 @@ class RuntimeConfig:
 class TeacherConfig:
     """Baseline / teacher re-id training (cross-entropy, SGD, step schedule)."""
 
-    epochs: int = field(default=20, metadata=_range(1))
+    epochs: int = field(default=40, metadata=_range(1))  # the Baseline's plateau (docs/claims_diagnosis.md 15)
     batch_size: int = field(default=32, metadata=_range(2))
     lr: float = field(default=0.05, metadata=_range(0, lo_open=True))  # backbone; heads get head_lr_mult x
     head_lr_mult: float = field(default=1.0, metadata=_range(0, lo_open=True))
     momentum: float = field(default=0.9, metadata=_range(0, 1))
     weight_decay: float = field(default=5e-4, metadata=_range(0))
-    lr_step_epochs: tuple[int, ...] = (15,)
+    lr_step_epochs: tuple[int, ...] = (30,)
     lr_gamma: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
     seed: int = 0
 
@@ -194,6 +194,9 @@ class PretrainConfig:
     epochs: int = field(default=6, metadata=_range(1))
     batch_size: int = field(default=64, metadata=_range(2))
     lr: float = field(default=0.05, metadata=_range(0, lo_open=True))
+    # stage pretrain_generator: E_s, G and D trained on this set before the joint training
+    # (E_a frozen at the pre-trained trunk); read where train.generator_init points at its output
+    generator_iterations: int = field(default=600, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,8 @@ class TrainConfig:
     gp_weight: float = field(default=0.01, metadata=_range(0))
     feed_generated: bool = True  # ablation "w/o feed" when false
     id_supervision: bool = True  # ablation "w/o id" when false
+    # scratch (the paper) | the pretrain_generator stage's E_s, G and D (models/pretrained_generator.pt)
+    generator_init: str = "models/pretrained_generator.pt"
     log_every: int = field(default=20, metadata=_range(1))
     sample_every: int = field(default=200, metadata=_range(1))
     checkpoint_every: int = field(default=100, metadata=_range(1))
@@ -256,6 +261,16 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """The ground-truth attribute probe of the disentanglement table (stage probe; synthetic data only):
+    trained on ``ids`` fresh identities of the data set's world, style and cameras."""
+
+    ids: int = field(default=4000, metadata=_range(2))
+    epochs: int = field(default=25, metadata=_range(1))
+    width: int = field(default=32, metadata=_range(1))  # the first convolution's channels
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """Figure 8's sweeps, run by the DVC graph besides the main model."""
 
@@ -282,6 +297,7 @@ class Config:
     teacher: TeacherConfig = TeacherConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    probe: ProbeConfig = ProbeConfig()
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
 
@@ -509,7 +525,7 @@ def preset_config(name: str) -> Config:
 
 __all__ = [
     "BackboneConfig", "Config", "ConfigError", "DataConfig", "DecoderConfig",
-    "DiscriminatorConfig", "EvalConfig", "HeadConfig", "ModelConfig", "RuntimeConfig",
+    "DiscriminatorConfig", "EvalConfig", "HeadConfig", "ModelConfig", "ProbeConfig", "RuntimeConfig",
     "StructureConfig", "SweepConfig", "SynthConfig", "TeacherConfig", "TrackingConfig", "TrainConfig",
     "config_from_dict", "config_to_dict", "flatten", "load_config", "preset_config",
     "preset_dict", "replace",

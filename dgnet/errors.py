@@ -64,7 +64,12 @@ def run_guarded(main: Callable[[], int | None]) -> int:
     ``dgnet: error:`` line and returns 2, Ctrl-C one ``dgnet: interrupted:`` line and 130;
     a bug keeps its traceback."""
     try:
-        return int(main() or 0)
+        code = int(main() or 0)
+        if code == 0:
+            from dgnet import stage_seconds
+
+            stage_seconds.record()  # under DVC: this stage's wall seconds, for the timings stage
+        return code
     except KeyboardInterrupt as err:
         kept = str(err) or "every output is written atomically, so each file is complete or untouched"
         print(f"dgnet: interrupted: {kept}", file=sys.stderr)

@@ -84,11 +84,19 @@ def load_metrics(folder: str | Path) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(folder).glob("*.json"))}
 
 
-def write_timings(metrics_dir: str | Path, timings_path: str | Path) -> dict[str, float]:
-    """Every stage's seconds into one flat file."""
+def write_timings(metrics_dir: str | Path, timings_path: str | Path, graph: dict[str, Any] | None = None
+                  ) -> dict[str, float]:
+    """Every stage's seconds into one flat file; ``graph`` (:func:`dgnet.stage_seconds.graph_cost`) adds
+    each stage's wall seconds and the graph's cost in default-step equivalents."""
     files = load_metrics(metrics_dir)
     files.pop("timings", None)
     out = timings(files)
+    if graph is not None:
+        out.update({f"stage.{name}.wall_seconds": s for name, s in sorted(graph["stage_wall_seconds"].items())})
+        out["graph.wall_seconds"] = graph["graph_wall_seconds"]
+        out["graph.default_step_seconds"] = graph["default_step_seconds"]
+        out["graph.default_step_equivalents"] = graph["default_step_equivalents"]
+        out["graph.stages_without_a_record"] = len(graph["stages_without_a_record"])
     io.write_json(timings_path, out)
     return out
 

@@ -1,6 +1,7 @@
-"""DVC stage ``pretrain``: the backbone's pre-training on a separate synthetic set (this world's ImageNet).
+"""DVC stages ``pretrain`` and ``pretrain_generator``: pre-training on a separate synthetic set.
 
-    python pipelines/pretrain.py
+    python pipelines/pretrain.py               # the backbone (this world's ImageNet)
+    python pipelines/pretrain.py --generator   # E_s, G and D, before the joint training
 
 Writes ``data/pretrain`` (style P, ``pretrain.ids`` identities, seed
 ``pretrain.seed``), trains an identity classifier on it and saves the trunk to
@@ -8,26 +9,69 @@ Writes ``data/pretrain`` (style P, ``pretrain.ids`` identities, seed
 at on the default); ``reports/metrics/pretrain.json`` has its size and time.
 When the backbone starts elsewhere (``imagenet``, ``none``), nothing reads the
 trunk: the stage trains nothing and writes markers saying why.
+
+``--generator`` trains E_s, G and D on the same set, E_a frozen at that trunk
+(dgnet/train/pretrain.py), and writes ``models/pretrained_generator.pt``, its
+swap grid ``reports/figures/samples_pretrain_generator.png`` and
+``reports/metrics/pretrain_generator.json``; where ``train.generator_init`` is
+``scratch`` (the paper, the real-data presets) it trains nothing and writes
+markers saying why.
 """
 
+import argparse
 import shutil
 import sys
 
 from dgnet import io
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
-from dgnet.train.pretrain import run_pretrain
+from dgnet.errors import UserError, run_guarded
+from dgnet.train.pretrain import run_pretrain, run_pretrain_generator
 
 
 DATA, WEIGHTS, METRICS = "data/pretrain", "models/pretrained_backbone.pth", "reports/metrics/pretrain.json"
+GENERATOR = "models/pretrained_generator.pt"
+GENERATOR_METRICS = "reports/metrics/pretrain_generator.json"
+GENERATOR_FIGURE = "reports/figures/samples_pretrain_generator.png"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", action="store_true", help="pre-train E_s, G and D (stage pretrain_generator)")
+    args = parser.parse_args()
     cfg = load_config("params.yaml")
+    if args.generator:
+        pretrain_generator(cfg)
+        return
     if cfg.model.backbone.pretrained != WEIGHTS:  # ImageNet weights or none: nothing reads this stage's trunk
         skip_pretrain(cfg.model.backbone.pretrained)
         return
     run_pretrain(cfg, DATA, WEIGHTS, METRICS)
+
+
+def pretrain_generator(cfg) -> None:
+    if cfg.train.generator_init != GENERATOR:  # scratch (or another file): nothing reads this stage's output
+        reason = f"not trained: train.generator_init is {cfg.train.generator_init!r}, not {GENERATOR}"
+        io.require_writable(GENERATOR, GENERATOR_METRICS, GENERATOR_FIGURE)
+        io.save_checkpoint(GENERATOR, {"kind": "not_trained", "reason": reason})
+        io.write_json(GENERATOR_METRICS, {"trained": False, "reason": reason, "train_seconds": 0.0})
+        _blank_figure(GENERATOR_FIGURE)
+        print(f"{GENERATOR}: {reason}")
+        return
+    if cfg.model.backbone.pretrained != WEIGHTS:
+        raise UserError(f"params.yaml: train.generator_init {GENERATOR} pre-trains the generator on the pretrain "
+                        f"stage's set with E_a at its trunk, so model.backbone.pretrained must be {WEIGHTS} "
+                        f"(it is {cfg.model.backbone.pretrained!r}); or set train.generator_init: scratch")
+    metrics = run_pretrain_generator(cfg, DATA, GENERATOR, GENERATOR_METRICS, GENERATOR_FIGURE)
+    print(f"{GENERATOR}: {metrics['iterations']} iterations on {metrics['ids']} identities, "
+          f"self-reconstruction L1 {metrics.get('loss/img1', float('nan')):.3f}")
+
+
+def _blank_figure(path: str) -> None:
+    """A 1x1 white PNG: the stage's figure output exists and says nothing."""
+    from PIL import Image
+
+    with io.atomic_path(path) as tmp:
+        Image.new("RGB", (1, 1), "white").save(tmp, format="PNG")
 
 
 def skip_pretrain(pretrained: str) -> None:

@@ -38,7 +38,8 @@ def main() -> None:
         return
     began = time.perf_counter()
     probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width, seed=GENERATION_SEED,
-                                    device=cfg.runtime.device, progress=not args.quiet)
+                                    epochs=cfg.probe.epochs, probe_ids=cfg.probe.ids, device=cfg.runtime.device,
+                                    progress=not args.quiet, probe_width=cfg.probe.width)
     disentangle.save_probe(probe, OUT)
     io.write_json("reports/metrics/train_probe.json",
                   {**probe.trained_on, "train_seconds": round(time.perf_counter() - began, 2)})

@@ -145,6 +145,10 @@ def test_metrics_show_prints_one_readable_row_per_measured_number(micro_repo):
     assert max(len(line) for line in lines) < 120
     timings = json.loads((repo / "reports/metrics/timings.json").read_text())
     assert timings["train_dgnet.train_seconds"] > 0 and not any("seconds" in line for line in lines)
+    # each stage timed itself; the graph's cost is their sum over the default step measured here
+    assert timings["graph.stages_without_a_record"] == 0 and timings["stage.train_dgnet.wall_seconds"] > 0
+    assert timings["graph.default_step_equivalents"] == round(
+        timings["graph.wall_seconds"] / timings["graph.default_step_seconds"])
 
 
 def test_forced_retraining_of_the_teacher_gives_the_same_bytes_and_reruns_nothing_after_it(micro_repo):
@@ -173,8 +177,9 @@ def test_each_dvc_invocation_is_one_mlflow_parent_run_with_its_stages_as_childre
     children = {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
                 for p in parents}
     first, second = (children[p.info.run_id] for p in parents)
-    # no runs: the stages that train or measure nothing (micro's backbone starts from scratch: no pretrain)
-    assert {r.data.tags["stage"] for r in first} == stages - {"prepare", "pretrain", "probe", "summary", "timings"}
+    # no runs: the stages that train or measure nothing (micro's backbone and generator start from scratch)
+    assert {r.data.tags["stage"] for r in first} == stages - {"prepare", "pretrain", "pretrain_generator", "probe",
+                                                              "summary", "timings"}
     assert {r.data.tags["stage"] for r in second} == {"teacher"}
     assert all(r.info.status == "FINISHED" and r.data.tags["config"] == "micro" for r in first + second)
 

@@ -40,3 +40,25 @@ def test_every_table_becomes_named_rows_and_timings_are_apart(tmp_path):
     assert written == sorted(f"{name}.json" for name in rows)  # the stale file is gone
     assert json.loads((tmp_path / "timings.json").read_text()) == {"generation.seconds.total": 4.0,
                                                                    "train_dgnet.train_seconds": 12.5}
+
+
+def test_the_graph_cost_adds_each_stage_of_the_current_graph_over_the_default_step(tmp_path, monkeypatch):
+    from dgnet import stage_seconds
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  prepare: {cmd: a}\n  replicate: {foreach: '${sweep.seeds}', "
+                                       "do: {cmd: b}}\n  timings: {cmd: c}\n")
+    (tmp_path / "params.yaml").write_text("sweep: {seeds: [1, 2]}\n")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    for stage in ("prepare", "replicate@1", "replicate@3", "timings"):  # @3: no longer in the graph
+        monkeypatch.setenv("DVC_STAGE", stage)
+        stage_seconds.record()
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / stage_seconds.FOLDER).glob("*.json")}
+    assert set(records) == {"prepare", "replicate@1", "replicate@3", "timings"}
+    assert all(r["wall_seconds"] > 0 for r in records.values())  # from the interpreter's start
+    (tmp_path / stage_seconds.FOLDER / "prepare.json").write_text(json.dumps({"wall_seconds": 30.0}))
+    (tmp_path / stage_seconds.FOLDER / "replicate@1.json").write_text(json.dumps({"wall_seconds": 10.0}))
+
+    cost = stage_seconds.graph_cost(tmp_path, step_seconds=0.5)
+    assert cost["stage_wall_seconds"] == {"prepare": 30.0, "replicate@1": 10.0}
+    assert cost["stages_without_a_record"] == ["replicate@2"]
+    assert (cost["graph_wall_seconds"], cost["default_step_equivalents"]) == (40.0, 80)

@@ -14,7 +14,7 @@ from dgnet.data.layouts import load_layout
 from dgnet.data.synth import write_synthetic
 
 TINY = SynthConfig(train_ids=5, test_ids=4, distractors=3, junk=2, images_per_camera=2,
-                   cameras=3, seed=7, height=32, width=16)
+                   cameras=3, seed=7, height=32, width=16, world="classic")
 # digest of the tiny classic set, computed with the code before the readable world existed
 CLASSIC_TINY_SHA256 = "f3598ebdc14adcffc42b69d01d56ec0b412317e46b44c116e8911c6fe731d71c"
 
@@ -35,7 +35,7 @@ def test_classic_world_is_unchanged(tmp_path):
 
 def test_world_key_validates():
     assert config_from_dict({"data": {"synth": {"world": "readable"}}}).data.synth.world == "readable"
-    assert config_from_dict({}).data.synth.world == "classic"
+    assert config_from_dict({}).data.synth.world == "readable"  # the default since issue 25
     with pytest.raises(ConfigError, match=r"data\.synth\.world"):
         config_from_dict({"data": {"synth": {"world": "fancy"}}})
 

@@ -1,6 +1,6 @@
 """``dgnet data``: write the synthetic pedestrians, check a data-set tree.
 
-    dgnet data synth --out data/synth_a --ids 60 --seed 0 [--style A|B] [--world classic|readable] [--size 128x64] [--force]
+    dgnet data synth --out data/synth_a --ids 60 --seed 0 [--style A|B] [--world readable|classic] [--size 128x64] [--force]
     dgnet data check --layout market1501 /data/Market-1501-v15.09.15 [--json]
     dgnet data check --layout cuhk03np /data/cuhk03-np --subset detected
 
@@ -127,7 +127,7 @@ def add_commands(sub) -> None:
                        help="number of training ids (and of test ids)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--style", choices=("A", "B"), default="A", help="camera/background domain")
-    synth.add_argument("--world", choices=("classic", "readable"), default="classic",
+    synth.add_argument("--world", choices=("classic", "readable"), default="readable",
                        help="how people are drawn (docs/synthetic_world.md)")
     synth.add_argument("--size", help="stored image size HEIGHTxWIDTH (default 128x64)")
     synth.add_argument("--force", action="store_true", help="replace an existing output folder")

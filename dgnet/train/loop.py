@@ -112,6 +112,30 @@ def kept_checkpoint(last_path: Path, good_at: int | None) -> str:
     return "no checkpoint was written"
 
 
+GENERATOR_PARTS = ("structure", "decoder", "discriminator")
+
+
+def load_pretrained_generator(nets: dict[str, nn.Module], path: str | Path, device: torch.device) -> None:
+    """Start E_s, G and D from the pretrain_generator stage's file (``train.generator_init``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"train.generator_init: {path} not found; run `dvc repro pretrain_generator` "
+                        f"(it writes it), or set train.generator_init: scratch")
+    state = io.load_checkpoint(path, map_location=device)
+    if not isinstance(state, dict) or state.get("kind") != "pretrained_generator":
+        reason = state.get("reason", "") if isinstance(state, dict) else ""
+        raise UserError(f"train.generator_init: {path} is not a pre-trained generator ({reason or 'wrong file'}); "
+                        f"run `dvc repro pretrain_generator` with train.generator_init pointing at it, "
+                        f"or set train.generator_init: scratch")
+    try:
+        for name in GENERATOR_PARTS:
+            nets[name].load_state_dict(state["models"][name])
+    except (KeyError, RuntimeError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise UserError(f"train.generator_init: {path} does not fit the networks of the current params "
+                        f"({reason}); rerun `dvc repro pretrain_generator`") from None
+
+
 def set_dropout(module: nn.Module, on: bool) -> None:
     """Switch the dropout layers of ``module`` on or off, leaving BatchNorm as it is.
 
@@ -129,7 +153,7 @@ def train_dgnet(
     images: Tensor,
     labels: Tensor,
     num_classes: int,
-    teacher: nn.Module,
+    teacher: nn.Module | None,
     out_dir: str | Path,
     run: Run,
     resume: bool = False,
@@ -138,6 +162,7 @@ def train_dgnet(
     iteration_hook=None,
     init_from: str | Path | None = None,
     desc: str = "dgnet",
+    freeze_appearance: bool = False,
 ) -> TrainResult:
     """Train E_a, E_s, G and D jointly on uint8 ``images`` (N, 3, H, W) with ``labels``.
 
@@ -147,6 +172,9 @@ def train_dgnet(
     which may raise ``optuna.TrialPruned`` to stop the run). ``init_from``
     starts from a shared warm-up checkpoint (see :func:`check_warm_start`).
     ``desc`` names the progress bar (trainings may run side by side).
+    E_s, G and D start from ``train.generator_init`` unless it is ``scratch``
+    (:func:`load_pretrained_generator`). ``freeze_appearance`` keeps E_a at
+    its starting weights (the generator's pre-training, where ``teacher`` may be None).
     """
     t = cfg.train
     device = torch.device(cfg.runtime.device)
@@ -156,9 +184,18 @@ def train_dgnet(
 
     torch.manual_seed(t.seed)
     nets = {name: net.to(device) for name, net in build_dgnet(cfg.model, num_classes).items()}
+    if t.generator_init != "scratch":
+        load_pretrained_generator(nets, t.generator_init, device)
+    if freeze_appearance:
+        for p in nets["appearance"].parameters():
+            p.requires_grad_(False)
     if cfg.runtime.channels_last:
         nets = {name: net.to(memory_format=torch.channels_last) for name, net in nets.items()}
     opts = build_optimizers(cfg, nets)
+    if teacher is None:  # allowed only where no loss reads it (the generator's pre-training)
+        if t.lambda_prim_max > 0 and t.feed_generated and t.id_supervision:
+            raise ValueError("train_dgnet: a teacher is needed when L_prim is on")
+        teacher = nn.Identity()
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
