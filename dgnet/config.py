@@ -222,7 +222,7 @@ class TrainConfig:
     feed_generated: bool = True  # ablation "w/o feed" when false
     id_supervision: bool = True  # ablation "w/o id" when false
     # scratch (the paper) | the pretrain_generator stage's E_s, G and D (models/pretrained_generator.pt)
-    generator_init: str = "models/pretrained_generator.pt"
+    generator_init: str = "scratch"
     log_every: int = field(default=20, metadata=_range(1))
     sample_every: int = field(default=200, metadata=_range(1))
     checkpoint_every: int = field(default=100, metadata=_range(1))

@@ -71,8 +71,8 @@ def test_cli_synth_world(tmp_path):
     from dgnet.cli import main as cli_main
 
     args = ["data", "synth", "--ids", "3", "--seed", "2", "--size", "32x16"]
-    assert cli_main([*args, "--out", str(tmp_path / "r"), "--world", "readable"]) == 0
-    assert cli_main([*args, "--out", str(tmp_path / "c")]) == 0
+    assert cli_main([*args, "--out", str(tmp_path / "r"), "--world", "classic"]) == 0
+    assert cli_main([*args, "--out", str(tmp_path / "c")]) == 0  # the default world, readable
     assert _digest(tmp_path / "r") != _digest(tmp_path / "c")
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         cli_main([*args, "--out", str(tmp_path / "x"), "--world", "fancy"])
