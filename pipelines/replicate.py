@@ -5,14 +5,14 @@
 
 The main stages (``teacher``, ``train_*``, ``offline``, ``generation_eval``...)
 run with ``train.seed`` / ``teacher.seed``; this stage reruns the models the
-claims scorecard compares (Baseline, DG-Net, w/o feed, w/o id, offline) with
-``teacher.seed = train.seed = SEED``, through the same functions, and
-evaluates them the same way (Table 9: the A -> B direction only, the one
-the ``transfer`` claim reads; B -> A needs models trained on B). The α sweep
-runs for ``train.seed`` only. Side by side (``runtime.parallel_trainings``):
-the warm-up then DG-Net in one process, "w/o id" (which differs from
-iteration 0, so it cannot share the warm-up) in the other; then w/o feed
-from the warm-up. The models (and their
+claims scorecard compares on every seed (Baseline, DG-Net, w/o feed,
+offline) with ``teacher.seed = train.seed = SEED``, through the same
+functions, and evaluates them the same way (Table 9: the A -> B direction
+only, the one the ``transfer`` claim reads; B -> A needs models trained on
+B). The α sweep and "w/o id" run for ``train.seed`` only (the graph's cost
+budget goes to the central comparisons: docs/claims_diagnosis.md section
+16). As in the main stages: the warm-up alone, then DG-Net and w/o feed
+from it side by side (``runtime.parallel_trainings``), then offline. The models (and their
 training logs and samples) go under ``models/seeds/SEED/``, the generated sets under
 ``data/generated/seeds/SEED/`` and the evaluation under
 ``reports/seeds/SEED/``; the numbers the scorecard reads are in
@@ -33,7 +33,7 @@ from dgnet.eval.generation import StagePaths, run_generation_eval
 from dgnet.eval.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, direct_transfer, evaluate_variants, transfer_domains
 from dgnet.train.loop import warm_up_config
-from dgnet.train.parallel import Job, in_order, run_side_by_side
+from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
 
@@ -48,13 +48,11 @@ def train(cfg: Config, seed: int, progress: bool) -> None:
                                             logs / f"train_{name}.json"),
                    dict(progress=progress, run_name=f"{tag}/{name}", init_from=init_from))
 
-    # the warm-up then DG-Net in one process, "w/o id" (from iteration 0, as long as the two) in the other;
-    # then "w/o feed" from the warm-up, alone
-    warm_then_full = in_order([dgnet_job("dgnet_warm", warm_up_config(cfg)), dgnet_job("dgnet", cfg, warm_ckpt)])
-    run_side_by_side([warm_then_full, dgnet_job("dgnet_noid", replace(cfg, **{"train.id_supervision": False}))])
-    run_dgnet(replace(cfg, **{"train.feed_generated": False}), teacher, models / "dgnet_nofeed",
-              logs / "samples_dgnet_nofeed.png", logs / "train_dgnet_nofeed.json", progress=progress,
-              run_name=f"{tag}/dgnet_nofeed", init_from=warm_ckpt)
+    # the warm-up alone, then DG-Net and w/o feed from it side by side
+    run_dgnet(warm_up_config(cfg), teacher, models / "dgnet_warm", logs / "samples_dgnet_warm.png",
+              logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
+    run_side_by_side([dgnet_job("dgnet", cfg, warm_ckpt),
+                      dgnet_job("dgnet_nofeed", replace(cfg, **{"train.feed_generated": False}), warm_ckpt)])
     train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",
                       models / "offline_reid.pt", logs / "train_offline.json", progress, run_name=f"{tag}/offline_reid")
 
@@ -67,8 +65,7 @@ def evaluate(cfg: Config, seed: int, progress: bool) -> None:
     dgnet_ckpt = models / "dgnet" / "last.pt"
     run_table3(cfg, dgnet_ckpt, metrics / "teacher.json", metrics / "table3.json", reports / "table3.md",
                reports / "table3.csv", figures / "rank_list.png", progress)
-    ablations = evaluate_variants(cfg, {"w/o feed": models / "dgnet_nofeed" / "last.pt",
-                                        "w/o id": models / "dgnet_noid" / "last.pt"}, progress)
+    ablations = evaluate_variants(cfg, {"w/o feed": models / "dgnet_nofeed" / "last.pt"}, progress)
     io.write_json(metrics / "ablations.json", ablations)
     betas = sorted(set(cfg.sweep.betas) | {cfg.eval.beta})
     io.write_json(metrics / "beta_sweep.json", {"points": beta_sweep(cfg, dgnet_ckpt, betas, progress)})
@@ -80,10 +77,8 @@ def evaluate(cfg: Config, seed: int, progress: bool) -> None:
                          run_name=f"{tag}/evaluate_offline")
     run_generation_eval(
         cfg,
-        models={"DG-Net": dgnet_ckpt, "DG-Net w/o feed": models / "dgnet_nofeed" / "last.pt",
-                "DG-Net w/o id": models / "dgnet_noid" / "last.pt"},
-        generated_dirs={"DG-Net": generated / "dgnet", "DG-Net w/o feed": generated / "dgnet_nofeed",
-                        "DG-Net w/o id": generated / "dgnet_noid"},
+        models={"DG-Net": dgnet_ckpt, "DG-Net w/o feed": models / "dgnet_nofeed" / "last.pt"},
+        generated_dirs={"DG-Net": generated / "dgnet", "DG-Net w/o feed": generated / "dgnet_nofeed"},
         paths=StagePaths(teacher=str(teacher), table_md=str(reports / "table2.md"),
                          table_csv=str(reports / "table2.csv"), metrics=str(metrics / "generation.json"),
                          disentangle_md=str(reports / "disentanglement.md"),
