@@ -3,8 +3,8 @@
     python pipelines/train_dgnet.py --name dgnet_warm --warm-only
     python pipelines/train_dgnet.py --name dgnet --warm-start models/dgnet_warm/last.pt \
         --beside dgnet_nofeed --beside-set train.feed_generated=false
-    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false \
-        --beside dgnet_b --beside-set data.root=data/prepared/synth_b --beside-teacher models/teacher_b.pt
+    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false
+    python pipelines/train_dgnet.py --name dgnet_b --set data.root=data/prepared/synth_b --teacher models/teacher_b.pt
 
 Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
 ``reports/metrics/train_NAME.json`` and the training curves
@@ -25,7 +25,7 @@ from dgnet.config import Config, apply_overrides, load_config
 from dgnet.errors import run_guarded
 from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, run_side_by_side
-from dgnet.train.runs import run_dgnet
+from dgnet.stages.runs import run_dgnet
 
 
 def job(cfg: Config, name: str, teacher: str, warm_start: str | None) -> Job:

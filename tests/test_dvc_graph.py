@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAINING = {"pretrain", "pretrain_generator", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_scratch",
+TRAINING = {"pretrain", "pretrain_generator", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_noid", "train_dgnet_b",
             "offline", "alpha_sweep", "replicate_train", "probe"}
 PERFORMANCE_ONLY = ("runtime", "runtime.threads", "data", "data.cache_images", "data.num_workers")
 

@@ -51,7 +51,7 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-TRAINING_STAGES = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_scratch",
+TRAINING_STAGES = {"pretrain", "teacher", "teacher_b", "train_warm", "train_dgnet", "train_noid", "train_dgnet_b",
                    "offline", "alpha_sweep", "replicate_train", "probe"}
 
 
