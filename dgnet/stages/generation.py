@@ -40,6 +40,8 @@ ABLATIONS = {"DG-Net": "models/dgnet/last.pt", "DG-Net w/o feed": "models/dgnet_
              "DG-Net w/o id": "models/dgnet_noid/last.pt"}
 GENERATED_DIRS = {"DG-Net": "data/generated/dgnet", "DG-Net w/o feed": "data/generated/dgnet_nofeed",
                   "DG-Net w/o id": "data/generated/dgnet_noid"}
+
+
 @dataclass(frozen=True)
 class StagePaths:
     """Every input and output of the ``generation_eval`` stage, relative to the project root."""
