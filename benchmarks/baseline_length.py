@@ -28,9 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dgnet import io  # noqa: E402
 from dgnet.config import apply_overrides, preset_config, replace  # noqa: E402
 from dgnet.tracking import Run  # noqa: E402
-from dgnet.train import fidelity  # noqa: E402
-from dgnet.train.data import load_training_set  # noqa: E402
-from dgnet.train.runs import evaluate_teacher  # noqa: E402
+from dgnet.data.loading import load_training_set  # noqa: E402
+from dgnet.stages.runs import evaluate_teacher  # noqa: E402
 from dgnet.train.teacher import train_teacher  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,7 +72,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = apply_overrides(preset_config(args.config), args.set)
-    data = load_training_set(cfg.data, hold_out_validation=True, progress=False, resize=fidelity.resolve(cfg).resize)
+    data = load_training_set(cfg.data, hold_out_validation=True, progress=False, resize=cfg.switches.resize)
     out = RESULTS / f"baseline_length{'_' + args.label if args.label else ''}.json"
     result = {"config": cfg.name, "changes": args.set, "seeds": args.seeds, "epochs": args.epochs,
               "images_per_epoch": len(data.labels), "default_lr_step_epochs": cfg.teacher.lr_step_epochs,

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dgnet import io  # noqa: E402
 from dgnet.config import preset_config, replace  # noqa: E402
 from dgnet.tracking import Run  # noqa: E402
-from dgnet.train.data import load_training_set, test_sets  # noqa: E402
+from dgnet.data.loading import load_training_set, test_sets  # noqa: E402
 from dgnet.train.loop import train_dgnet  # noqa: E402
 from dgnet.train.teacher import train_teacher  # noqa: E402
-from experiments.tuning import ValidationScorer  # noqa: E402
+from dgnet.eval.validation import ValidationScorer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fidelity_default.json"
 VARIANTS = {  # name -> config changes

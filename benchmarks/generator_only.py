@@ -28,9 +28,8 @@ from dgnet import io  # noqa: E402
 from dgnet.config import apply_overrides, preset_config  # noqa: E402
 from dgnet.data.dataset import scaled_pad  # noqa: E402
 from dgnet.models import build_dgnet, to_gray  # noqa: E402
-from dgnet.train import fidelity  # noqa: E402
 from dgnet.train.batches import BatchSampler, dgnet_batch  # noqa: E402
-from dgnet.train.data import load_training_set  # noqa: E402
+from dgnet.data.loading import load_training_set  # noqa: E402
 from dgnet.train.samples import save_rows  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "generator_only.json"
@@ -47,7 +46,7 @@ def main() -> None:
 
     cfg = apply_overrides(preset_config(args.config), args.set)
     lr = args.lr if args.lr is not None else cfg.train.lr_generator
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     data = load_training_set(cfg.data, hold_out_validation=True, progress=False, resize=sw.resize)
     torch.manual_seed(cfg.train.seed)
     nets = build_dgnet(cfg.model, data.num_classes)

@@ -49,13 +49,13 @@ from dgnet.eval import disentangle  # noqa: E402
 from dgnet.models import build_teacher, without_pretrained  # noqa: E402
 from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8  # noqa: E402
 from dgnet.tracking import Run  # noqa: E402
-from dgnet.train.data import load_training_set, test_sets  # noqa: E402
-from dgnet.train import fidelity  # noqa: E402
+from dgnet.data.loading import load_training_set, test_sets  # noqa: E402
 from dgnet.train.loop import train_dgnet  # noqa: E402
-from dgnet.train.pretrain import run_pretrain  # noqa: E402
-from dgnet.train.runs import evaluate_teacher  # noqa: E402
+from dgnet.stages.pretrain import run_pretrain  # noqa: E402
+from dgnet.stages.runs import evaluate_teacher  # noqa: E402
 from dgnet.train.teacher import train_teacher  # noqa: E402
-from experiments.tuning import ValidationScorer, with_iterations  # noqa: E402
+from dgnet.eval.validation import ValidationScorer  # noqa: E402
+from experiments.tuning import with_iterations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -168,7 +168,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = with_iterations(apply_overrides(preset_config(args.config), args.set), args.iterations)
-    resize = fidelity.resolve(cfg).resize
+    resize = cfg.switches.resize
     data = load_training_set(cfg.data, hold_out_validation=True, progress=False, resize=resize)
     query, gallery, _ = test_sets(cfg.data, validation=True, resize=resize)
     beta = cfg.eval.beta

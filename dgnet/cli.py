@@ -1,7 +1,10 @@
 """The ``dgnet`` command.
 
 Each area registers its own sub-commands (``add_commands(subparsers)``) in a
-``commands`` module beside its code, so this file only wires them together::
+``commands`` module beside its code (``train_commands`` and ``eval_commands``
+sit here, at the top: they call the stage runs and draw report figures, which
+``dgnet.train`` and ``dgnet.eval`` never import), so this file only wires them
+together::
 
     dgnet --help
     dgnet config use market1501 --data-root /data/Market-1501-v15.09.15
@@ -18,11 +21,9 @@ from dgnet.errors import run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dgnet import config_commands, rehearse, tune_commands
+    from dgnet import config_commands, eval_commands, rehearse, train_commands, tune_commands
     from dgnet.data import commands as data_commands
-    from dgnet.eval import commands as eval_commands
     from dgnet.models import commands as model_commands
-    from dgnet.train import commands as train_commands
     from dgnet.toolkit import commands as toolkit_commands
 
     parser = argparse.ArgumentParser(

@@ -13,11 +13,17 @@ result to ``params.yaml``.
 The dataclass defaults below are the ``default`` preset's values
 (``configs/default.yaml``), so ``Config()`` built in code is the model the
 pipeline trains; ``tests/test_config.py`` checks that the two never drift.
+
+The paper-vs-official-code keys may say ``auto`` (follow ``train.fidelity``);
+``cfg.switches`` holds every one resolved, computed once per config, so no
+caller resolves the profile by hand. The fields keep ``auto``: a checkpoint
+stores the config as written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import typing
@@ -26,6 +32,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+if typing.TYPE_CHECKING:
+    from dgnet.fidelity import Switches
 
 
 class ConfigError(ValueError):
@@ -300,6 +309,15 @@ class Config:
     probe: ProbeConfig = ProbeConfig()
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @functools.cached_property
+    def switches(self) -> "Switches":
+        """Every fidelity key with ``auto`` replaced by ``train.fidelity``'s profile (docs/fidelity.md),
+        resolved once per config: ``cfg.switches.resize``. The fields keep their ``auto``, so what a
+        checkpoint stores (and its bytes) is what the config says."""
+        from dgnet.fidelity import resolve
+
+        return resolve(self)
 
 
 # ---------------------------------------------------------------- loading

@@ -26,6 +26,10 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with one sentence saying what was kept (the CLI prints it and exits 130)."""
 
 
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
 def os_error_message(err: OSError) -> str:
     """One line for an OSError that means an output could not be written."""
     where = f"{err.filename}: " if err.filename else ""
@@ -38,10 +42,7 @@ def user_message(err: BaseException) -> str | None:
     """The one-line message of an expected failure, or None for a bug (keep the traceback)."""
     from dgnet.config import ConfigError
 
-    if isinstance(err, (UserError, ConfigError)):
-        return str(err)
-    step = sys.modules.get("dgnet.train.dgnet_step")  # loaded whenever a training can have diverged
-    if step is not None and isinstance(err, step.DivergenceError):
+    if isinstance(err, (UserError, ConfigError, DivergenceError)):
         return str(err)
     if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
         return os_error_message(err)

@@ -189,6 +189,12 @@ class CheckpointError(UserError):
     pass
 
 
+def describe(names: list[str], shown: int = 3) -> str:
+    """``"2 non-finite tensors (appearance.fc.weight, ...)"``."""
+    more = ", ..." if len(names) > shown else ""
+    return f"{len(names)} non-finite tensor{'s' if len(names) != 1 else ''} ({', '.join(names[:shown])}{more})"
+
+
 def _unreadable_reason(path: Path, err: Exception) -> str:
     """Why ``torch.load`` failed, in words that fit the file (never advice to load it unsafely)."""
     if not zipfile.is_zipfile(path):

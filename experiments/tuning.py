@@ -75,8 +75,9 @@ import yaml
 
 from dgnet import tracking
 from dgnet.locking import exclusive_lock
-from dgnet.config import Config, EvalConfig, config_from_dict, config_to_dict, deep_merge, flatten
+from dgnet.config import Config, config_from_dict, config_to_dict, deep_merge, flatten
 from dgnet.errors import UserError
+from dgnet.eval.validation import ValidationScorer, beta_name
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +366,7 @@ def ensure_teacher(cfg: Config, data, work_dir: str | Path, progress: bool = Tru
     """
     import torch
 
-    from dgnet.train.checkpoint import load_teacher
+    from dgnet.checkpoint import load_teacher
     from dgnet.train.teacher import train_teacher
 
     path = Path(work_dir) / f"teacher-{teacher_key(cfg)}.pt"
@@ -406,7 +407,7 @@ def ensure_warmup(cfg: Config, data, teacher, work_dir: str | Path, progress: bo
     run it would have made from scratch. ``None`` when there is nothing to
     share (``warm_iter`` 0, or no iteration after it).
     """
-    from dgnet.train import checkpoint
+    from dgnet import checkpoint
     from dgnet.train.loop import train_dgnet
 
     t = cfg.train
@@ -426,40 +427,7 @@ def ensure_warmup(cfg: Config, data, teacher, work_dir: str | Path, progress: bo
     return path
 
 
-# ---------------------------------------------------------------- validation and the objective
-
-
-def _beta_name(beta: float) -> str:
-    return f"beta_{beta:g}"
-
-
-@dataclass
-class ValidationScorer:
-    """Validation mAP of an appearance encoder for each beta of a grid (features extracted once)."""
-
-    query: Any  # ReidTestDataset of the held-out ids
-    gallery: Any
-    eval_cfg: EvalConfig
-    device: Any
-    betas: tuple[float, ...]
-
-    def score(self, appearance) -> dict[str, Any]:
-        """``{"mAP", "rank1", "beta", "mAP_by_beta"}`` at the best beta (first of ties)."""
-        from dgnet.eval import dgnet_feature, evaluate_model
-        from dgnet.models import appearance_embedder
-
-        was_training = appearance.training
-        appearance.eval()
-        try:
-            sets = {_beta_name(b): dgnet_feature(b) for b in self.betas}
-            out = evaluate_model(appearance_embedder(appearance, self.device), self.query, self.gallery,
-                                 self.eval_cfg, self.device, feature_sets=sets, progress=False)
-        finally:
-            appearance.train(was_training)
-        by_beta = {b: float(out["metrics"][_beta_name(b)]["mAP"]) for b in self.betas}
-        best = max(self.betas, key=lambda b: by_beta[b])
-        m = out["metrics"][_beta_name(best)]
-        return {"mAP": float(m["mAP"]), "rank1": float(m["rank1"]), "beta": best, "mAP_by_beta": by_beta}
+# ---------------------------------------------------------------- validation (dgnet.eval.validation) and the objective
 
 
 class ValidationReporter:
@@ -483,7 +451,7 @@ class ValidationReporter:
         self.trial.report(result["mAP"], iteration)
         if self.run is not None:
             self.run.log_metrics({"val/mAP": result["mAP"], "val/rank1": result["rank1"], "val/beta": result["beta"],
-                                  **{f"val/mAP_{_beta_name(b)}": v for b, v in result["mAP_by_beta"].items()}},
+                                  **{f"val/mAP_{beta_name(b)}": v for b, v in result["mAP_by_beta"].items()}},
                                  step=iteration)
         if iteration < self.last and self.trial.should_prune():
             raise optuna.TrialPruned(f"validation mAP {result['mAP']:.4f} at iteration {iteration}")
@@ -618,9 +586,8 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
     """Run ``settings.trials`` trials of a study (created or resumed), then write its outputs."""
     import torch
 
-    from dgnet.train.data import load_training_set, test_sets
-    from dgnet.train.fidelity import resolve
-    from dgnet.train.dgnet_step import DivergenceError
+    from dgnet.data.loading import load_training_set, test_sets
+    from dgnet.errors import DivergenceError
 
     s = settings
     if cfg.data.val_ids < 1:
@@ -631,8 +598,8 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
     betas = tuple(sorted(set(s.betas))) if s.space == "alpha-beta" else (cfg.eval.beta,)
 
     data = load_training_set(run_cfg.data, hold_out_validation=True, progress=s.progress,
-                             resize=resolve(run_cfg).resize)
-    query, gallery, _ = test_sets(run_cfg.data, validation=True, resize=resolve(run_cfg).resize,
+                             resize=run_cfg.switches.resize)
+    query, gallery, _ = test_sets(run_cfg.data, validation=True, resize=run_cfg.switches.resize,
                                   progress=s.progress)
     if len(query) == 0 or len(gallery) == 0:
         raise UserError(f"the {cfg.data.val_ids} validation ids give no query/gallery pairs "
@@ -853,7 +820,7 @@ def apply_best_params(best_path: str | Path, params_path: str | Path = "params.y
 
 __all__ = [
     "ALPHA_RANGE", "DEFAULT_BETAS", "DEFAULT_STORAGE", "Objective", "SCHEDULE_RANGES", "SPACES",
-    "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter", "ValidationScorer",
+    "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter",
     "apply_best_params", "best_params", "config_changes", "config_fingerprint", "ensure_teacher",
     "config_params", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
     "unreachable",

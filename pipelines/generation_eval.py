@@ -24,7 +24,7 @@ import sys
 
 from dgnet.config import load_config
 from dgnet.errors import run_guarded
-from dgnet.eval.generation import run_generation_eval
+from dgnet.stages.generation import run_generation_eval
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import sys
 
 from dgnet.config import load_config
 from dgnet.errors import run_guarded
-from dgnet.train.runs import evaluate_offline_run, train_offline_run
+from dgnet.stages.runs import evaluate_offline_run, train_offline_run
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ When the backbone starts elsewhere (``imagenet``, ``none``), nothing reads the
 trunk: the stage trains nothing and writes markers saying why.
 
 ``--generator`` trains E_s, G and D on the same set, E_a frozen at that trunk
-(dgnet/train/pretrain.py), and writes ``models/pretrained_generator.pt``, its
+(dgnet/stages/pretrain.py), and writes ``models/pretrained_generator.pt``, its
 swap grid ``reports/figures/samples_pretrain_generator.png`` and
 ``reports/metrics/pretrain_generator.json``; where ``train.generator_init`` is
 ``scratch`` (the paper, the real-data presets) it trains nothing and writes
@@ -25,7 +25,7 @@ import sys
 from dgnet import io
 from dgnet.config import load_config
 from dgnet.errors import UserError, run_guarded
-from dgnet.train.pretrain import run_pretrain, run_pretrain_generator
+from dgnet.stages.pretrain import run_pretrain, run_pretrain_generator
 
 
 DATA, WEIGHTS, METRICS = "data/pretrain", "models/pretrained_backbone.pth", "reports/metrics/pretrain.json"

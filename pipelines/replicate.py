@@ -29,12 +29,12 @@ from pathlib import Path
 from dgnet import io
 from dgnet.config import Config, load_config, replace
 from dgnet.errors import run_guarded
-from dgnet.eval.generation import StagePaths, run_generation_eval
-from dgnet.eval.table3 import run_table3
+from dgnet.stages.generation import StagePaths, run_generation_eval
+from dgnet.stages.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, direct_transfer, evaluate_variants, transfer_domains
 from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, run_side_by_side
-from dgnet.train.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
+from dgnet.stages.runs import evaluate_offline_run, evaluate_teacher_run, run_dgnet, train_offline_run, train_teacher_run
 
 
 def train(cfg: Config, seed: int, progress: bool) -> None:

@@ -13,7 +13,7 @@ import sys
 
 from dgnet.config import apply_overrides, load_config
 from dgnet.errors import run_guarded
-from dgnet.train.runs import evaluate_teacher_run, train_teacher_run
+from dgnet.stages.runs import evaluate_teacher_run, train_teacher_run
 
 
 def main() -> None:

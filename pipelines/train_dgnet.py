@@ -25,7 +25,7 @@ from dgnet.config import Config, apply_overrides, load_config
 from dgnet.errors import run_guarded
 from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, run_side_by_side
-from dgnet.train.runs import run_dgnet
+from dgnet.stages.runs import run_dgnet
 
 
 def job(cfg: Config, name: str, teacher: str, warm_start: str | None) -> Job:

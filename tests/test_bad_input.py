@@ -22,7 +22,7 @@ import yaml
 from dgnet.cli import main
 from dgnet.config import config_from_dict, config_to_dict, preset_dict, replace
 from dgnet.models import build_dgnet, build_teacher
-from dgnet.train import checkpoint
+from dgnet import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,7 +274,7 @@ def test_a_partial_params_file_means_the_default_preset(tmp_path):
 
 
 def test_bugs_keep_their_traceback(monkeypatch):
-    from dgnet.train import commands
+    from dgnet import train_commands as commands
 
     def buggy(args):
         raise ZeroDivisionError("a real bug")

@@ -8,7 +8,7 @@ import torch
 
 from dgnet.config import replace
 from dgnet.models import build_teacher
-from dgnet.train import checkpoint
+from dgnet import checkpoint
 
 
 def _digest(path) -> str:

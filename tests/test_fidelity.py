@@ -13,7 +13,7 @@ from dgnet.data.transforms import pad_and_crop, random_erasing
 from dgnet.models import build_dgnet, build_teacher
 from dgnet.train.dgnet_step import Batch, frozen_forward, gen_losses, generate, teacher_soft_labels
 from dgnet.train.distributed import average_gradients
-from dgnet.train.fidelity import resolve
+from dgnet.fidelity import resolve
 from dgnet.train.loop import build_optimizers, set_dropout
 from dgnet.train.schedules import loss_weights
 
@@ -45,6 +45,16 @@ def test_profiles_and_single_key_overrides(micro_cfg):
     one = resolve(_cfg(micro_cfg, "paper", **{"train.cycle_recon": "ramp"}))
     assert one.cycle_recon == "ramp" and one.code_recon == "constant" and one.appearance_bn == "whole_batch"
     assert resolve(_cfg(micro_cfg, "reference", **{"data.pad_mode": "zero"})).pad_mode == "zero"
+
+
+def test_the_config_resolves_its_profile_once_and_keeps_auto(micro_cfg):
+    from dgnet.config import config_to_dict
+
+    cfg = _cfg(micro_cfg, "paper", **{"data.pad_mode": "edge"})
+    assert cfg.switches == resolve(cfg) and cfg.switches is cfg.switches  # computed once, then cached
+    assert cfg.switches.pad_mode == "edge" and cfg.switches.resize == "bilinear"
+    assert config_to_dict(cfg)["data"]["resize"] == "auto"  # what a checkpoint stores is the config as written
+    assert _cfg(micro_cfg, "reference").switches.resize == "bicubic"  # a replaced config resolves anew
 
 
 def test_bad_fidelity_values_are_config_errors():
@@ -108,7 +118,7 @@ def test_paper_weights_are_constant_code_and_no_cycle(paper_train):
 
 
 def test_official_lr_decay_comes_one_iteration_before_the_step(paper_train):
-    from dgnet.train.fidelity import resolve_parts
+    from dgnet.fidelity import resolve_parts
     from dgnet.train.schedules import joint_lr_factor
     official = resolve_parts(paper_train)
     at_step = resolve_parts(replace(paper_train, lr_decay="at_step"))

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dgnet import checkpoint
 from dgnet.config import replace
 from dgnet.data.dataset import ImageCache
 from dgnet.data.layouts import load_layout
@@ -19,8 +20,8 @@ from dgnet.data.transforms import normalize
 from dgnet.errors import UserError
 from dgnet.eval import disentangle, generation
 from dgnet.models import build_dgnet, build_teacher
-from dgnet.train import checkpoint
 from dgnet.reports import generation_figures as figures
+from dgnet.stages import generation as generation_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,11 +180,11 @@ def test_generation_eval_stage_end_to_end(micro_cfg, micro_data, tmp_path, monke
     checkpoint.save("models/teacher.pt", checkpoint.make_state("teacher", micro_cfg, k, 0, {"teacher": teacher}))
 
     with pytest.raises(UserError, match="attribute probe not found .*dvc repro probe"):
-        generation.run_generation_eval(micro_cfg, progress=False)
+        generation_stage.run_generation_eval(micro_cfg, progress=False)
     probe = disentangle.build_probe(micro_cfg.data.synth, micro_cfg.data.height, micro_cfg.data.width,
                                     seed=generation.GENERATION_SEED, epochs=1, probe_ids=20)
     disentangle.save_probe(probe, "models/attribute_probe.pt")  # what the probe stage writes
-    metrics = generation.run_generation_eval(micro_cfg, progress=False)
+    metrics = generation_stage.run_generation_eval(micro_cfg, progress=False)
 
     assert set(metrics["table2"]) == {"Real", "DG-Net", "DG-Net w/o id"}
     for row in metrics["table2"].values():
@@ -201,7 +202,7 @@ def test_generation_eval_stage_end_to_end(micro_cfg, micro_data, tmp_path, monke
     assert set(dis["model"]) == {"DG-Net", "DG-Net w/o id"} and "follows structure source" in dis
     saved = json.loads(Path("reports/metrics/generation.json").read_text())
     assert saved["table2"]["DG-Net"]["ssim"] == pytest.approx(metrics["table2"]["DG-Net"]["ssim"])
-    for name in generation.FIGURE_FILES.values():
+    for name in generation_stage.FIGURE_FILES.values():
         assert (Path("reports/figures") / name).is_file()
     for folder in ("data/generated/dgnet", "data/generated/dgnet_noid"):
         assert len(generation.read_generated_set(folder)) == metrics["table2"]["Real"]["images"]

@@ -24,8 +24,9 @@ from dgnet.config import config_to_dict, replace
 from dgnet.errors import Interrupted, UserError
 from dgnet.models import build_teacher
 from dgnet.tracking import Run
-from dgnet.train import checkpoint, guards
-from dgnet.train.dgnet_step import DivergenceError
+from dgnet import checkpoint
+from dgnet.train import guards
+from dgnet.errors import DivergenceError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,7 @@ def _finite_everywhere(path: Path) -> bool:
 @pytest.fixture
 def training(micro_cfg):
     """``train(cfg, out, **kw)`` on the micro data with an untrained teacher (no tracking)."""
-    from dgnet.train.data import load_training_set
+    from dgnet.data.loading import load_training_set
     from dgnet.train.loop import train_dgnet
 
     data = load_training_set(micro_cfg.data, progress=False)

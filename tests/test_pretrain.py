@@ -7,7 +7,7 @@ import torch
 from dgnet.config import replace
 from dgnet.data.layouts import load_layout
 from dgnet.models import build_dgnet, build_teacher
-from dgnet.train.pretrain import run_pretrain
+from dgnet.stages.pretrain import run_pretrain
 
 
 def test_pretrained_trunk_starts_teacher_and_appearance_encoder(micro_cfg, tmp_path):

@@ -11,9 +11,9 @@ from dgnet import io
 from dgnet.config import replace
 from dgnet.errors import UserError
 from dgnet.models import build_dgnet
-from dgnet.train.data import load_training_set
+from dgnet.data.loading import load_training_set
 from dgnet.train.loop import GENERATOR_PARTS, load_pretrained_generator, train_dgnet
-from dgnet.train.pretrain import run_pretrain_generator
+from dgnet.stages.pretrain import run_pretrain_generator
 from dgnet.tracking import Run
 
 

@@ -15,11 +15,11 @@ import torch
 import yaml
 
 from dgnet.cli import main
-from dgnet.train.fidelity import resolve
+from dgnet.fidelity import resolve
 from dgnet.config import config_to_dict, replace
 from dgnet.models import build_teacher
-from dgnet.train import checkpoint
-from dgnet.train.dgnet_step import DivergenceError
+from dgnet import checkpoint
+from dgnet.errors import DivergenceError
 from dgnet.tracking import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(micro_cfg, tmp_path, 
 
 def test_divergence_stops_with_the_loss_name_and_keeps_the_good_checkpoint(micro_cfg, tmp_path, monkeypatch):
     from dgnet import losses as L
-    from dgnet.train.data import load_training_set
+    from dgnet.data.loading import load_training_set
     from dgnet.train.loop import train_dgnet
 
     cfg = replace(micro_cfg, **{"train.iterations": 8, "train.checkpoint_every": 2, "tracking.uri": "none"})
@@ -128,7 +128,7 @@ def test_two_process_data_parallel_keeps_replicas_identical(micro_cfg, tmp_path)
         from dgnet.config import load_config
         from dgnet.models import build_teacher
         from dgnet.train import distributed, loop
-        from dgnet.train.data import load_training_set
+        from dgnet.data.loading import load_training_set
         from dgnet.tracking import Run
 
         cfg = load_config(sys.argv[1])
@@ -165,7 +165,7 @@ def test_two_process_data_parallel_keeps_replicas_identical(micro_cfg, tmp_path)
 
 
 def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_cfg, tmp_path):
-    from dgnet.train.data import load_training_set
+    from dgnet.data.loading import load_training_set
     from dgnet.train.loop import train_dgnet, warm_up_config
 
     cfg = replace(micro_cfg, **{"train.iterations": 6, "train.warm_iter": 3, "train.ramp_iters": 2,

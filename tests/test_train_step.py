@@ -8,8 +8,9 @@ import torch
 from dgnet.config import replace
 from dgnet.models import build_dgnet, build_teacher
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
-from dgnet.train.dgnet_step import DivergenceError, check_finite, dis_step, gen_losses, gen_step, generate
-from dgnet.train.fidelity import resolve
+from dgnet.errors import DivergenceError
+from dgnet.train.dgnet_step import check_finite, dis_step, gen_losses, gen_step, generate
+from dgnet.fidelity import resolve
 from dgnet.train.loop import build_optimizers
 from dgnet.train.schedules import loss_weights
 

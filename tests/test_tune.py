@@ -51,7 +51,7 @@ def _runs(uri: str, study: str):
 
 def test_tuning_never_sees_the_test_ids(micro_cfg):
     from dgnet.data.layouts import load_layout
-    from dgnet.train.data import load_training_set, test_sets
+    from dgnet.data.loading import load_training_set, test_sets
 
     data = load_training_set(micro_cfg.data, hold_out_validation=True, progress=False)
     query, gallery, _ = test_sets(micro_cfg.data, validation=True)
@@ -193,8 +193,8 @@ def test_the_shared_warm_up_is_cached_by_its_key_and_continued(micro_cfg, tmp_pa
 
     from dgnet.models import build_teacher
     from dgnet.tracking import Run
-    from dgnet.train import checkpoint
-    from dgnet.train.data import load_training_set
+    from dgnet import checkpoint
+    from dgnet.data.loading import load_training_set
     from dgnet.train.loop import train_dgnet
 
     cfg = replace(micro_cfg, **{"tracking.uri": "none", "train.iterations": 5, "train.warm_iter": 2,
@@ -242,7 +242,7 @@ def test_two_trial_alpha_beta_study_end_to_end_and_resume(micro_cfg, tmp_path, c
 
     # the teacher: trained once, on the training ids without the validation ids
     (teacher,) = (tmp_path / "models").glob("teacher-*.pt")
-    from dgnet.train import checkpoint
+    from dgnet import checkpoint
 
     assert checkpoint.load(teacher, "teacher")["num_classes"] == micro_cfg.data.synth.train_ids - micro_cfg.data.val_ids
     assert not list((tmp_path / "models" / name).glob("*/last.pt"))  # trial checkpoints removed

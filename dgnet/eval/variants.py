@@ -9,8 +9,7 @@ import torch
 from dgnet.config import Config, replace
 from dgnet.eval import dgnet_feature, evaluate_model
 from dgnet.models import load_embedder
-from dgnet.train.data import test_sets
-from dgnet.train import fidelity
+from dgnet.data.loading import test_sets
 
 MAIN_FEATURE = "f_prim+f_fine"
 
@@ -19,7 +18,7 @@ def evaluate_on(cfg: Config, checkpoint_path: str | Path, progress: bool = True,
     """Metrics of a checkpoint (teacher, dgnet or reid) on the test split of ``cfg.data``."""
     device = torch.device(cfg.runtime.device)
     embed, _ = load_embedder(checkpoint_path, device)
-    query, gallery, _ = test_sets(cfg.data, resize=fidelity.resolve(cfg).resize, progress=progress)
+    query, gallery, _ = test_sets(cfg.data, resize=cfg.switches.resize, progress=progress)
     return evaluate_model(embed, query, gallery, cfg.eval, device, feature_sets=feature_sets,
                           progress=progress)["metrics"]
 

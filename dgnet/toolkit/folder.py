@@ -62,9 +62,7 @@ class Preprocessing:
 
 def preprocessing(cfg) -> Preprocessing:
     """The test-time decoding of a checkpoint's :class:`~dgnet.config.Config`, as the evaluation does it."""
-    from dgnet.train import fidelity
-
-    return Preprocessing(cfg.data.height, cfg.data.width, fidelity.resolve(cfg).resize)
+    return Preprocessing(cfg.data.height, cfg.data.width, cfg.switches.resize)
 
 
 def file_sha256(path: str | Path) -> str:

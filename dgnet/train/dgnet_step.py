@@ -1,6 +1,6 @@
 """One joint DG-Net iteration: ``generate`` once, then ``dis_step``, then ``gen_step``.
 
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     gen = generate(nets, batch, erasing_p, generator, sw)
     d_losses = dis_step(nets["discriminator"], opt_dis, batch.images, gen.cross, gp_weight, sw.groups)
     g_losses = gen_step(nets, teacher, opt_gen, opt_app, batch, gen, weights, generator, sw)
@@ -45,13 +45,10 @@ from torch.func import functional_call
 
 from dgnet import losses as L
 from dgnet.data.transforms import random_erasing
+from dgnet.errors import DivergenceError
 from dgnet.models.structure import to_gray
 from dgnet.train.distributed import average_gradients
-from dgnet.train.fidelity import Switches
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite."""
+from dgnet.fidelity import Switches
 
 
 @dataclass

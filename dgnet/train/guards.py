@@ -41,12 +41,6 @@ def nonfinite_tensors(nets: dict[str, nn.Module]) -> list[str]:
     return [name for name, t in named if not bool(torch.isfinite(t).all())]
 
 
-def describe(names: list[str], shown: int = 3) -> str:
-    """``"2 non-finite tensors (appearance.fc.weight, ...)"``."""
-    more = ", ..." if len(names) > shown else ""
-    return f"{len(names)} non-finite tensor{'s' if len(names) != 1 else ''} ({', '.join(names[:shown])}{more})"
-
-
 # ---------------------------------------------------------------- resume
 
 

@@ -28,15 +28,15 @@ import torch
 from torch import Tensor, nn
 from dgnet.progress import tqdm
 
-from dgnet import io
+from dgnet import checkpoint, io
 from dgnet.config import Config, replace
-from dgnet.errors import Interrupted, UserError
+from dgnet.errors import DivergenceError, Interrupted, UserError
 from dgnet.data.dataset import scaled_pad
 from dgnet.models import build_dgnet
-from dgnet.tracking import Run
-from dgnet.train import checkpoint, distributed, fidelity, guards
+from dgnet.runlog import RunLog
+from dgnet.train import distributed, guards
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
-from dgnet.train.dgnet_step import DivergenceError, dis_step, gen_step, generate
+from dgnet.train.dgnet_step import dis_step, gen_step, generate
 from dgnet.train.schedules import joint_lr_factor, loss_weights
 from dgnet.train.teacher import sgd_with_head_lr, set_lr
 
@@ -155,7 +155,7 @@ def train_dgnet(
     num_classes: int,
     teacher: nn.Module | None,
     out_dir: str | Path,
-    run: Run,
+    run: RunLog,
     resume: bool = False,
     progress: bool = True,
     sample_hook=None,
@@ -222,7 +222,7 @@ def train_dgnet(
 
     sampler = BatchSampler(labels, t.batch_size, t.seed, rank, world)
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     main = distributed.is_main()
     bar = tqdm(range(start, t.iterations), desc=desc, initial=start, total=t.iterations,
@@ -252,7 +252,7 @@ def train_dgnet(
                 distributed.broadcast_buffers(net)
             bad = guards.nonfinite_tensors(nets)
             if bad:
-                raise DivergenceError(f"the update made {guards.describe(bad)}")
+                raise DivergenceError(f"the update made {io.describe(bad)}")
             step_seconds.append(time.perf_counter() - step_began)
 
             done = it + 1

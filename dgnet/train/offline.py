@@ -21,13 +21,13 @@ import torch
 from torch import Tensor, nn
 from dgnet.progress import tqdm
 
+from dgnet import checkpoint
 from dgnet import losses as L
 from dgnet.config import Config
 from dgnet.data.dataset import scaled_pad
 from dgnet.data.transforms import random_erasing
 from dgnet.models import AppearanceEncoder
-from dgnet.tracking import Run
-from dgnet.train import checkpoint, fidelity
+from dgnet.runlog import RunLog
 from dgnet.train.batches import BatchSampler, augment, iteration_generator
 from dgnet.train.dgnet_step import check_finite
 from dgnet.train.schedules import lr_factor
@@ -44,7 +44,7 @@ def train_offline_reid(
     num_classes: int,
     teacher: nn.Module,
     out_path: str | Path,
-    run: Run,
+    run: RunLog,
     progress: bool = True,
 ) -> AppearanceEncoder:
     """Train E_a on uint8 real and generated images for ``train.iterations``; save a ``reid`` checkpoint."""
@@ -57,7 +57,7 @@ def train_offline_reid(
     real = BatchSampler(real_labels, t.batch_size, t.seed)
     fake = BatchSampler(gen_labels, t.batch_size, t.seed + 1)
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     w_prim = t.lambda_prim_max
     w_fine = t.alpha * t.lambda_prim_max
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from dgnet.config import TrainConfig
-from dgnet.train.fidelity import Switches, resolve_parts
+from dgnet.fidelity import Switches, resolve_parts
 
 
 def lambda_prim(iteration: int, warm_iter: int, ramp_iters: int, maximum: float) -> float:

@@ -16,7 +16,6 @@ import torch
 
 from dgnet.config import Config, preset_config, replace
 from dgnet.models import build_dgnet, build_teacher
-from dgnet.train import fidelity
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
 from dgnet.train.dgnet_step import dis_step, gen_step, generate
 from dgnet.train.loop import build_optimizers
@@ -37,7 +36,7 @@ def timed_steps(cfg: Config, iterations: int, warmup: int, classes: int = 100, p
                            dtype=torch.uint8)
     labels = torch.arange(len(images)) % classes
     sampler = BatchSampler(labels, cfg.train.batch_size, seed=0)
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     weights = loss_weights(cfg.train.warm_iter + 2 * cfg.train.ramp_iters, cfg.train, sw)  # every loss on
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.runtime.autocast_bf16)
     times = []

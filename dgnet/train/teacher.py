@@ -17,18 +17,18 @@ import torch
 from torch import Tensor
 from dgnet.progress import tqdm
 
-from dgnet import io
+from dgnet import checkpoint, io
 from dgnet import losses as L
 from dgnet.config import Config
 from dgnet.data.dataset import scaled_pad
 from dgnet.data.transforms import random_erasing
-from dgnet.errors import Interrupted
+from dgnet.errors import DivergenceError, Interrupted
 from dgnet.models import build_teacher
 from dgnet.models.teacher import Teacher
-from dgnet.tracking import Run
-from dgnet.train import checkpoint, fidelity, guards
+from dgnet.runlog import RunLog
+from dgnet.train import guards
 from dgnet.train.batches import BatchSampler, augment, iteration_generator
-from dgnet.train.dgnet_step import DivergenceError, check_finite
+from dgnet.train.dgnet_step import check_finite
 from dgnet.train.schedules import lr_factor
 
 
@@ -54,7 +54,7 @@ def train_teacher(
     labels: Tensor,
     num_classes: int,
     out_path: str | Path,
-    run: Run,
+    run: RunLog,
     progress: bool = True,
 ) -> Teacher:
     """Train the teacher on uint8 ``images`` (N, 3, H, W) with ``labels`` in [0, K); save a checkpoint.
@@ -76,7 +76,7 @@ def train_teacher(
     return model
 
 
-def _train(cfg: Config, images: Tensor, labels: Tensor, num_classes: int, run: Run,
+def _train(cfg: Config, images: Tensor, labels: Tensor, num_classes: int, run: RunLog,
            progress: bool) -> tuple[Teacher, torch.optim.Optimizer, int]:
     """The training iterations; returns the model, its optimizer and the number of iterations."""
     tcfg = cfg.teacher
@@ -87,7 +87,7 @@ def _train(cfg: Config, images: Tensor, labels: Tensor, num_classes: int, run: R
     sampler = BatchSampler(labels, tcfg.batch_size, tcfg.seed)
     per_epoch = sampler.iterations_per_epoch()
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
-    sw = fidelity.resolve(cfg)
+    sw = cfg.switches
     total = per_epoch * tcfg.epochs
 
     model.train()
@@ -114,7 +114,7 @@ def _train(cfg: Config, images: Tensor, labels: Tensor, num_classes: int, run: R
         optimizer.step()
         bad = guards.nonfinite_tensors({"teacher": model})
         if bad:
-            raise DivergenceError(f"teacher iteration {it}: the update made {guards.describe(bad)}; "
+            raise DivergenceError(f"teacher iteration {it}: the update made {io.describe(bad)}; "
                                   f"training stopped, no checkpoint was written")
 
         epoch_loss += loss.item() * len(y)

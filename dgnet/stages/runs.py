@@ -1,7 +1,9 @@
-"""Whole training runs, shared by the ``dgnet`` commands and the DVC stage scripts.
+"""Whole training and evaluation runs, shared by the ``dgnet`` commands and the DVC stage scripts.
 
 Each function takes a validated config and output paths, logs one MLflow run
-and writes its outputs atomically.
+and writes its outputs atomically. This is the stage layer: it calls the
+training (:mod:`dgnet.train`) and the evaluation (:mod:`dgnet.eval`), which
+never import each other, and passes them a :class:`dgnet.tracking.Run`.
 """
 
 from __future__ import annotations
@@ -12,22 +14,23 @@ from pathlib import Path
 import torch
 
 from dgnet import io, tracking
+from dgnet.checkpoint import load_teacher
 from dgnet.config import Config, config_to_dict
+from dgnet.data.loading import load_training_set, test_sets
 from dgnet.errors import UserError
-from dgnet.train import fidelity
-from dgnet.train.checkpoint import load_teacher
-from dgnet.train.data import load_training_set, test_sets
+from dgnet.eval import evaluate_model
+from dgnet.eval.generation import load_generated_images, load_generator, write_generated_set
+from dgnet.stages.table3 import evaluate_checkpoint
 from dgnet.train.loop import train_dgnet
+from dgnet.train.offline import train_offline_reid
 from dgnet.train.samples import save_rows, swap_images
 from dgnet.train.teacher import train_teacher
 
 
 def evaluate_teacher(cfg: Config, model: torch.nn.Module, validation: bool = False, progress: bool = True) -> dict:
     """Table 3's "Baseline" row: the teacher's 512-d bottleneck feature."""
-    from dgnet.eval import evaluate_model
-
     device = torch.device(cfg.runtime.device)
-    query, gallery, _ = test_sets(cfg.data, validation, resize=fidelity.resolve(cfg).resize)
+    query, gallery, _ = test_sets(cfg.data, validation, resize=cfg.switches.resize)
     model.eval()
 
     @torch.no_grad()
@@ -43,7 +46,7 @@ def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path 
     io.require_writable(ckpt_path, *([info_path] if info_path else []))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
+    data = load_training_set(cfg.data, progress=progress, resize=cfg.switches.resize)
     began = time.perf_counter()
     with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         train_teacher(cfg, data.images, data.labels, data.num_classes, ckpt_path, run, progress)
@@ -103,7 +106,7 @@ def run_dgnet(
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
-    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
+    data = load_training_set(cfg.data, progress=progress, resize=cfg.switches.resize)
     teacher, teacher_classes = load_teacher(teacher_path, device)
     if teacher_classes != data.num_classes:
         raise UserError(
@@ -150,14 +153,11 @@ def train_offline_run(cfg: Config, generator_path: str | Path, teacher_path: str
                       generated_dir: str | Path, ckpt_path: str | Path, info_path: str | Path,
                       progress: bool = True, run_name: str = "offline_reid") -> dict:
     """The offline baseline's training: write a generated set with a w/o-feed generator, train E_a on it."""
-    from dgnet.eval.generation import load_generated_images, load_generator, write_generated_set
-    from dgnet.train.offline import train_offline_reid
-
     io.require_writable(ckpt_path, info_path, Path(generated_dir) / "x")
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     device = torch.device(cfg.runtime.device)
-    data = load_training_set(cfg.data, progress=progress, resize=fidelity.resolve(cfg).resize)
+    data = load_training_set(cfg.data, progress=progress, resize=cfg.switches.resize)
     teacher, _ = load_teacher(teacher_path, device)
     nets = load_generator(generator_path, device)
     rows = write_generated_set(nets, data.samples, cfg.data.height, cfg.data.width, generated_dir,
@@ -179,8 +179,6 @@ def train_offline_run(cfg: Config, generator_path: str | Path, teacher_path: str
 def evaluate_offline_run(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, progress: bool = True,
                          run_name: str = "evaluate_offline") -> dict:
     """The offline re-id model's metrics (each feature) into ``metrics_path``."""
-    from dgnet.eval.table3 import evaluate_checkpoint
-
     io.require_writable(metrics_path)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)

@@ -16,13 +16,12 @@ import torch
 from dgnet import io, tracking
 from dgnet.config import Config, config_to_dict
 from dgnet.data.layouts import load_layout
+from dgnet.data.loading import test_sets
 from dgnet.eval import evaluate_model, top_k_matches
 from dgnet.models import load_embedder
 from dgnet.reports.paper import TABLE3 as PAPER_TABLE3
-from dgnet.reports.tables import percent, percent_of, write_table
-from dgnet.train.data import test_sets
 from dgnet.reports.rank_list import rank_list_figure
-from dgnet.train import fidelity
+from dgnet.reports.tables import percent, percent_of, write_table
 
 ROWS = {"f_prim": "f_prim", "f_fine": "f_fine", "f_prim+f_fine": "f_prim + f_fine"}
 
@@ -32,7 +31,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint_path: str | Path, validation: bo
     """``evaluate_model`` on a DG-Net checkpoint over the test (or validation) split."""
     device = torch.device(cfg.runtime.device)
     embed, _ = load_embedder(checkpoint_path, device)
-    query, gallery, _ = test_sets(cfg.data, validation, resize=fidelity.resolve(cfg).resize)
+    query, gallery, _ = test_sets(cfg.data, validation, resize=cfg.switches.resize)
     return evaluate_model(embed, query, gallery, cfg.eval, device, progress=progress)
 
 

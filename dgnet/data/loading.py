@@ -23,7 +23,7 @@ class TrainingSet:
 
 def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progress: bool = True,
                       resize: str = "bilinear") -> TrainingSet:
-    """Decode the training split once (``resize``: see :func:`dgnet.train.fidelity.resolve`);
+    """Decode the training split once (``resize``: see :attr:`dgnet.config.Config.switches`);
     with ``hold_out_validation`` drop the validation ids."""
     splits = load_layout(cfg.layout, cfg.root, cfg.cuhk03_subset)
     train = splits.train

@@ -10,7 +10,7 @@ from dgnet.config import load_config
 
 
 def _train_teacher(args) -> int:
-    from dgnet.train.runs import run_teacher
+    from dgnet.stages.runs import run_teacher
 
     cfg = load_config(args.params)
     metrics = run_teacher(cfg, args.out, args.metrics, progress=not args.quiet)
@@ -19,7 +19,7 @@ def _train_teacher(args) -> int:
 
 
 def _train(args) -> int:
-    from dgnet.train.runs import run_dgnet
+    from dgnet.stages.runs import run_dgnet
 
     cfg = load_config(args.params)
     metrics = run_dgnet(cfg, args.teacher, args.out, args.figure, args.metrics,

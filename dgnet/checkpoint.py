@@ -23,7 +23,7 @@ from torch import nn
 
 from dgnet import io
 from dgnet.config import Config, ConfigError, config_from_dict, config_to_dict
-from dgnet.errors import UserError
+from dgnet.errors import DivergenceError, UserError
 from dgnet.models import build_teacher, without_pretrained
 
 FORMAT = "dgnet-checkpoint-v1"
@@ -84,12 +84,9 @@ def make_state(
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` atomically; a non-finite tensor raises DivergenceError and writes nothing."""
-    from dgnet.train.dgnet_step import DivergenceError
-    from dgnet.train.guards import describe
-
     bad = io.nonfinite_names({"models": state.get("models", {}), "optimizers": state.get("optimizers", {})})
     if bad:
-        raise DivergenceError(f"refusing to save {path}: the state holds {describe(bad)}")
+        raise DivergenceError(f"refusing to save {path}: the state holds {io.describe(bad)}")
     io.save_checkpoint(path, state)
 
 
@@ -114,12 +111,10 @@ def restore(
     A missing entry, a shape that does not fit or a non-finite tensor is a
     UserError naming ``source`` (the file).
     """
-    from dgnet.train.guards import describe
-
     try:
         bad = io.nonfinite_names(state["models"])
         if bad:
-            raise UserError(f"{source}: holds {describe(bad)} (a diverged run); "
+            raise UserError(f"{source}: holds {io.describe(bad)} (a diverged run); "
                             f"train from scratch or from an earlier checkpoint")
         for name, module in models.items():
             module.load_state_dict(state["models"][name])

@@ -31,7 +31,6 @@ import torch
 from dgnet import io
 from dgnet.config import Config, ConfigError, config_from_dict, load_config
 from dgnet.errors import UserError
-from dgnet.train import fidelity
 
 FIGURE_QUERIES = 6
 
@@ -146,7 +145,7 @@ def evaluate_checkpoint(args) -> dict:
         embed, _ = load_embedder(args.checkpoint, device)
     layout = args.layout or cfg.data.layout
     size = (trained.data.height, trained.data.width)
-    resize = fidelity.resolve(trained).resize  # the interpolation the network was trained with
+    resize = trained.switches.resize  # the interpolation the network was trained with
     progress = not args.quiet
     out, splits = _evaluate_domain(embed, cfg, layout, args.data_root, size, resize, device, progress)
     doc = {

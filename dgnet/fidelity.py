@@ -5,8 +5,11 @@
 written. Every difference is also its own key; a key set to ``auto`` follows
 ``train.fidelity``, any other value overrides it for that point alone::
 
-    switches = resolve(cfg)        # Switches(loss_sums="half_batches", ...)
+    switches = cfg.switches        # Switches(loss_sums="half_batches", ...), resolved once per config
     switches.groups                # 2: losses are sums of half-batch means
+
+(``cfg.switches`` is :func:`resolve` cached on the frozen config; the config
+itself keeps its ``auto`` values, which is what checkpoints store.)
 
 ``docs/fidelity.md`` has one row per difference: what the paper says, what
 the official code does, the key, and which configuration uses what.
