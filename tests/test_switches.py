@@ -127,7 +127,7 @@ def test_empty_alpha_sweep_writes_markers_and_figure8_and_the_claim_say_not_run(
 
     figures = []
     monkeypatch.setattr(build.io, "save_figure", lambda fig, path, **kw: figures.append(fig))
-    main = {"f_prim+f_fine": {"rank1": 0.5, "mAP": 0.4}}
+    main = {key: {"rank1": 0.5, "mAP": 0.4} for key in ("baseline", "f_prim", "f_fine", "f_prim+f_fine")}
     build.figure8(config_from_dict(params), main, doc, {"points": []}, tmp_path / "fig8.png")
     assert "not run" in figures[0].axes[0].get_title()
     figures[0].clf()
