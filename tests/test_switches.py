@@ -154,3 +154,12 @@ def test_real_data_presets_choose_what_they_train(name, alphas, transfer):
     assert (cfg.sweep.alphas, cfg.data.transfer_layout, cfg.sweep.seeds) == (alphas, transfer, (1, 2))
     assert bool(switches.alpha_sweep_off(cfg)) == (alphas == ())
     assert bool(switches.transfer_off(cfg)) == (transfer == "none")
+
+
+def test_generator_pretraining_under_scratch_writes_every_output_as_a_marker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _params(tmp_path)
+    assert params["train"]["generator_init"] == "scratch"
+    _run_stage("pretrain_generator", params, monkeypatch)
+    assert all(Path(out).exists() for out in _outs("pretrain_generator"))
+    assert io.load_checkpoint("models/pretrained_generator.pt")["kind"] == "not_trained"
