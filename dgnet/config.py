@@ -81,8 +81,10 @@ class DataConfig:
     cache_images: bool = True
     num_workers: int = field(default=0, metadata=_range(0))
     val_ids: int = field(default=10, metadata=_range(0))  # held-out training ids for tuning
-    transfer_layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np"] = "synthetic"
-    transfer_root: str = "data/prepared/synth_b"  # second domain for direct transfer (Table 9)
+    # second domain for direct transfer (Table 9); none: no second domain, the transfer stages write
+    # markers and train nothing (teacher_b, dgnet_b, transfer; dgnet/switches.py)
+    transfer_layout: Literal["synthetic", "market1501", "duke", "msmt17", "cuhk03np", "none"] = "synthetic"
+    transfer_root: str = "data/prepared/synth_b"  # its root (unused when transfer_layout is none)
     synth: SynthConfig = SynthConfig()
     # Paper-vs-official-code differences (docs/fidelity.md): `auto` follows `train.fidelity`
     resize: Literal["auto", "bicubic", "bilinear"] = "auto"  # interpolation when decoding re-id images
@@ -93,6 +95,10 @@ class DataConfig:
         for key in ("height", "width"):
             if getattr(self, key) % 4:
                 raise ConfigError(f"{key}: must be divisible by 4, got {getattr(self, key)}")
+        if self.transfer_layout != "none" and not self.transfer_root.strip():
+            raise ConfigError(f"transfer_root: missing; data.transfer_layout {self.transfer_layout} (Table 9's "
+                              "second domain) needs the folder of that data set, or set transfer_layout: none "
+                              "to switch the transfer stages off")
 
 
 # ---------------------------------------------------------------- models

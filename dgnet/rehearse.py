@@ -10,7 +10,9 @@ iterations per DG-Net training and one epoch per teacher. It then prints, per
 stage, whether it ran, its seconds, peak memory and seconds per iteration,
 and an estimate of the real run's time from the configured iteration counts.
 A failing stage is reported with its one-line error; the stages that need its
-outputs are listed as not reached; the others still run.
+outputs are listed as not reached; the others still run. A stage the
+configuration switches off (its outputs are markers: dgnet/switches.py) is
+"skipped (switched off)", with no estimate.
 
 The estimate is rough by design: training seconds scale with iterations (DG-Net,
 offline re-id) or with images x epochs (teachers, pre-training); every other
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from dgnet import io
+from dgnet import io, switches
 from dgnet.config import Config, apply_overrides, config_to_dict, load_config, replace
 from dgnet.data.layouts import ReidSplits, load_layout
 from dgnet.errors import PEAK_GPU_ENV, UserError
@@ -61,11 +63,12 @@ class Training:
 @dataclass
 class StageResult:
     name: str
-    status: str  # ok | failed | not reached
+    status: str  # ok | failed | not reached | skipped (switched off: its outputs are markers)
     seconds: float | None = None
     peak_rss_mb: float | None = None
     peak_gpu_mb: float | None = None
-    error: str | None = None
+    error: str | None = None  # failed: the one-line error; not reached: what it needs
+    switched_off: str | None = None  # skipped: why (its marker's reason)
     trainings: list[Training] = field(default_factory=list)
     estimate_seconds: float | None = None
 
@@ -174,17 +177,70 @@ def run_stage(cmd: str, cwd: Path, env: dict, log_path: Path) -> tuple[int, floa
     return proc.returncode, seconds, usage.ru_maxrss / 1024, log_path.read_text(errors="replace")
 
 
-def _trainings(scratch: Path, since: float, real: Config, rehearsal: Config, train_scale: float):
-    """The trainings whose metrics files (``train_*.json``, ``pretrain.json``) the stage just wrote."""
+SKIPPED = "skipped"
+
+
+def json_files(root: Path) -> dict[Path, tuple[int, int, int]]:
+    """``{path: (mtime ns, inode, size)}`` of every JSON file under ``root``: taken before a stage, so that
+    :func:`written_since` finds exactly the files the stage wrote (a time window would also count the files
+    the previous stage wrote within it; outputs are renamed into place, so a rewrite is a new inode too)."""
+    out = {}
+    for path in root.rglob("*.json"):
+        st = path.stat()
+        out[path] = (st.st_mtime_ns, st.st_ino, st.st_size)
+    return out
+
+
+def written_since(root: Path, before: dict[Path, tuple[int, int, int]]) -> list[Path]:
+    """The JSON files under ``root`` that are new or rewritten since the snapshot ``before``."""
+    return sorted(path for path, mtime in json_files(root).items() if before.get(path) != mtime)
+
+
+def _training_name(path: Path) -> str | None:
+    """The training a metrics file records: ``train_NAME.json``, ``pretrain.json`` or an alpha sweep's
+    ``models/alpha_sweep/NAME/train.json``; None for any other file."""
+    if path.name.startswith("train_"):
+        return path.stem.removeprefix("train_")
+    if path.name == "pretrain.json":
+        return "pretrain"
+    if path.name == "train.json" and path.parent.parent.name == "alpha_sweep":
+        return path.parent.name
+    return None
+
+
+TRACKING_FOLDERS = ("mlruns", "mlartifacts")  # MLflow's own files, not a stage's outputs
+
+
+def switched_off(root: Path, written: list[Path]) -> str | None:
+    """The reason of a stage the configuration switched off: every metrics file it wrote under ``root`` is a marker
+    (dgnet/switches.py); None when it wrote none, or anything else too (e.g. ``replicate@SEED`` measures
+    its models and marks Table 9 not run)."""
+    reasons = []
+    for path in written:
+        if any(part.startswith(".") or part in TRACKING_FOLDERS for part in path.relative_to(root).parts[:-1]):
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not switches.is_marker(doc):
+            return None
+        reasons.append(str(doc.get("reason") or "switched off"))
+    return reasons[0] if reasons else None
+
+
+def _trainings(written: list[Path], real: Config, rehearsal: Config, train_scale: float):
+    """The trainings whose metrics files (``train_*.json``, ``pretrain.json``, an alpha sweep's
+    ``train.json``) are among the files the stage wrote."""
     out = []
-    for path in sorted(scratch.rglob("*.json")):
-        if path.stat().st_mtime < since or not (path.name.startswith("train_") or path.name == "pretrain.json"):
+    for path in written:
+        name = _training_name(path)
+        if name is None:
             continue
         doc = json.loads(path.read_text())
-        if doc.get("trained") is False:  # a stage the configuration does not need (pretrain, probe)
+        if doc.get("trained") is False:  # a model the configuration does not need (pretrain, probe, dgnet_b)
             continue
         seconds = float(doc.get("train_seconds") or 0)
-        name = path.stem.removeprefix("train_")
         if "iterations_trained" in doc:  # DG-Net: scale the iterations the same way the real run splits them
             trained = doc["iterations_trained"]
             if name.endswith("_warm"):
@@ -249,7 +305,7 @@ def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, rea
     if real.data.layout != "synthetic":
         sample = sample_dataset(real.data.layout, real.data.root, scratch / "data" / "sample", ids)
     cfg = rehearsal_config(real, str(scratch / "data" / "sample"), iterations, ids)
-    if cfg.data.transfer_layout != "synthetic":  # the second data set: sampled too, or left missing
+    if cfg.data.transfer_layout not in ("synthetic", switches.OFF):  # the second data set: sampled, or missing
         transfer = Path(cfg.data.transfer_root)
         transfer = transfer if transfer.is_absolute() else project / transfer
         if transfer.is_dir():  # a missing one stays missing: the stages that need it say so
@@ -271,8 +327,8 @@ def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, rea
         sample_test = sum(sample.get(k, 0) for k in ("query", "gallery"))
         train_scale = real_train / max(sample["train"], 1)
 
-    def measure(r: StageResult, since: float) -> None:
-        r.trainings = _trainings(scratch, since, real, cfg, train_scale)
+    def measure(r: StageResult, written: list[Path]) -> None:
+        r.trainings = _trainings(written, real, cfg, train_scale)
         r.estimate_seconds = _estimate(r, sample_test, real_test)
 
     results = run_graph(stages, scratch, env, measure, progress)
@@ -281,22 +337,27 @@ def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, rea
 
 def run_graph(stages: dict[str, dict], cwd: Path, env: dict, measure=None, progress=print) -> dict[str, StageResult]:
     """Run every stage's command in dependency order; a failed stage's dependants are "not reached", the
-    others still run. ``measure(result, since)`` adds the trainings and the estimate of a stage that ran."""
+    others still run. A stage that wrote a switched-off marker and trained nothing is "skipped", without an
+    estimate. ``measure(result, written)`` adds the trainings and the estimate of a stage that ran, from the
+    JSON files it wrote."""
     results: dict[str, StageResult] = {}
     for name in run_order(stages):
-        blocked = [a for a in stages[name]["after"] if results[a].status != "ok"]
+        blocked = [a for a in stages[name]["after"] if results[a].status not in ("ok", SKIPPED)]
         if blocked:
             results[name] = StageResult(name, "not reached", error=f"needs {', '.join(blocked)}")
             progress(f"{name:24s} not reached (needs {', '.join(blocked)})")
             continue
-        since = time.time() - 1
+        before = json_files(cwd)
         code, seconds, rss, log = run_stage(stages[name]["cmd"], cwd, env, cwd / f".{name}.log")
         r = StageResult(name, "ok" if code == 0 else "failed", round(seconds, 2), round(rss, 1),
                         _peak_gpu(cwd / ".peak_gpu"))
+        written = written_since(cwd, before)
         if code != 0:
             r.error = _one_line_error(log)
         elif measure is not None:
-            measure(r, since)
+            measure(r, written)
+        if code == 0 and not r.trainings and (reason := switched_off(cwd, written)):
+            r.status, r.switched_off, r.estimate_seconds = SKIPPED, reason, None
         results[name] = r
         progress(_line(r))
     return results
@@ -312,6 +373,9 @@ def _estimate(r: StageResult, sample_test: int, real_test: int) -> float:
 
 
 def _line(r: StageResult) -> str:
+    if r.status == SKIPPED:
+        why = r.switched_off.removeprefix("not trained: ").removeprefix("not run: ")
+        return f"{r.name:24s} skipped (switched off: {why})"
     if r.status != "ok":
         return f"{r.name:24s} FAILED after {r.seconds:.1f} s: {r.error}"
     per_it = [f"{t.name} {t.seconds_per_unit:.3g} s/{t.unit}" for t in r.trainings]
@@ -343,10 +407,11 @@ def _document(real: Config, cfg: Config, results: dict[str, StageResult], scratc
         "stages": stages,
         "failed": [r.name for r in results.values() if r.status == "failed"],
         "not_reached": [r.name for r in results.values() if r.status == "not reached"],
+        "skipped": [r.name for r in results.values() if r.status == SKIPPED],
         "estimate_seconds_total": sum(r.estimate_seconds or 0 for r in done),
         "estimate_note": "an estimate from a few iterations on a few identities: training time scaled by "
                          "iterations or images x epochs, everything else by the number of test images; "
-                         "stages that failed or were not reached are not counted",
+                         "stages that failed, were not reached or are switched off are not counted",
         "scratch": str(scratch),
     }
 

@@ -6,13 +6,15 @@
 alpha = lambda_fine / lambda_prim. Each run continues the shared warm-up
 checkpoint (alpha only acts after train.warm_iter); the main model (alpha =
 train.alpha) is evaluated by ``evaluate_dgnet`` and joins the curve in the
-``report`` stage.
+``report`` stage. An empty ``sweep.alphas`` switches the sweep off: the
+training writes a marker (``models/alpha_sweep/switched_off.json``) and the
+evaluation a result saying "not run" (dgnet/switches.py).
 """
 
 import argparse
 import sys
 
-from dgnet import io, tracking
+from dgnet import io, switches, tracking
 from dgnet.config import config_to_dict, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
@@ -24,7 +26,14 @@ def folder(alpha: float) -> str:
     return f"models/alpha_sweep/dgnet_alpha_{alpha:g}"
 
 
+OFF_MARKER = "models/alpha_sweep/switched_off.json"
+RESULT = "reports/metrics/alpha_sweep.json"
+
+
 def train(cfg) -> None:
+    if switches.alpha_sweep_off(cfg):
+        switches.write_not_trained(switches.ALPHAS_OFF, OFF_MARKER, folder="models/alpha_sweep")
+        return
     run_side_by_side([Job(run_dgnet, replace(cfg, **{"train.alpha": float(alpha)}),
                           ("models/teacher.pt", folder(alpha), f"{folder(alpha)}/samples.png",
                            f"{folder(alpha)}/train.json"),
@@ -34,6 +43,9 @@ def train(cfg) -> None:
 
 
 def evaluate(cfg) -> None:
+    if switches.alpha_sweep_off(cfg):
+        switches.write_not_run(RESULT, switches.ALPHAS_OFF, points=[])
+        return
     points = []
     with tracking.start_run(cfg.tracking, "evaluate_alpha_sweep", params=config_to_dict(cfg)) as run:
         for alpha in cfg.sweep.alphas:
@@ -41,7 +53,7 @@ def evaluate(cfg) -> None:
             run.log_to_model_run(f"{folder(alpha)}/last.pt", tracking.test_metrics(metrics))
             main = metrics[MAIN_FEATURE]
             points.append({"alpha": float(alpha), "rank1": main["rank1"], "mAP": main["mAP"]})
-    io.write_json("reports/metrics/alpha_sweep.json", {"points": points})
+    io.write_json(RESULT, {"points": points})
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import argparse
 import shutil
 import sys
 
-from dgnet import io
+from dgnet import io, switches
 from dgnet.config import load_config
 from dgnet.errors import UserError, run_guarded
 from dgnet.stages.pretrain import run_pretrain, run_pretrain_generator
@@ -54,7 +54,7 @@ def pretrain_generator(cfg) -> None:
         io.require_writable(GENERATOR, GENERATOR_METRICS, GENERATOR_FIGURE)
         io.save_checkpoint(GENERATOR, {"kind": "not_trained", "reason": reason})
         io.write_json(GENERATOR_METRICS, {"trained": False, "reason": reason, "train_seconds": 0.0})
-        _blank_figure(GENERATOR_FIGURE)
+        switches.blank_figure(GENERATOR_FIGURE)
         print(f"{GENERATOR}: {reason}")
         return
     if cfg.model.backbone.pretrained != WEIGHTS:
@@ -64,14 +64,6 @@ def pretrain_generator(cfg) -> None:
     metrics = run_pretrain_generator(cfg, DATA, GENERATOR, GENERATOR_METRICS, GENERATOR_FIGURE)
     print(f"{GENERATOR}: {metrics['iterations']} iterations on {metrics['ids']} identities, "
           f"self-reconstruction L1 {metrics.get('loss/img1', float('nan')):.3f}")
-
-
-def _blank_figure(path: str) -> None:
-    """A 1x1 white PNG: the stage's figure output exists and says nothing."""
-    from PIL import Image
-
-    with io.atomic_path(path) as tmp:
-        Image.new("RGB", (1, 1), "white").save(tmp, format="PNG")
 
 
 def skip_pretrain(pretrained: str) -> None:

@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dgnet import io
+from dgnet import io, switches
 from dgnet.config import Config, load_config, replace
 from dgnet.errors import run_guarded
 from dgnet.stages.generation import StagePaths, run_generation_eval
@@ -69,10 +69,13 @@ def evaluate(cfg: Config, seed: int, progress: bool) -> None:
     io.write_json(metrics / "ablations.json", ablations)
     betas = sorted(set(cfg.sweep.betas) | {cfg.eval.beta})
     io.write_json(metrics / "beta_sweep.json", {"points": beta_sweep(cfg, dgnet_ckpt, betas, progress)})
-    domains = transfer_domains(cfg)  # Table 9: this seed's models, trained on A, tested on B
-    rows = direct_transfer(cfg, {"B": domains["B"]}, {"A": {"Baseline (teacher)": teacher, "DG-Net": dgnet_ckpt}},
-                           progress)
-    io.write_json(metrics / "transfer.json", {"domains": domains, "rows": rows})
+    if switches.transfer_off(cfg):  # data.transfer_layout: none
+        switches.write_not_run(metrics / "transfer.json", switches.TRANSFER_OFF, rows=[])
+    else:
+        domains = transfer_domains(cfg)  # Table 9: this seed's models, trained on A, tested on B
+        rows = direct_transfer(cfg, {"B": domains["B"]},
+                               {"A": {"Baseline (teacher)": teacher, "DG-Net": dgnet_ckpt}}, progress)
+        io.write_json(metrics / "transfer.json", {"domains": domains, "rows": rows})
     evaluate_offline_run(cfg, models / "offline_reid.pt", metrics / "offline.json", progress,
                          run_name=f"{tag}/evaluate_offline")
     run_generation_eval(

@@ -16,11 +16,15 @@ iterations (the training is seeded per iteration; the check is in
 model at the same time, side by side (``runtime.parallel_trainings``;
 dgnet/train/parallel.py): params.yaml with ``--beside-set`` (not ``--set``),
 the same warm start, and ``--beside-teacher`` (default: ``--teacher``).
+A model whose settings hold ``data.layout=none`` (the domain-B model under
+``data.transfer_layout: none``) is not trained: its outputs are markers
+(dgnet/switches.py).
 """
 
 import argparse
 import sys
 
+from dgnet import switches
 from dgnet.config import Config, apply_overrides, load_config
 from dgnet.errors import run_guarded
 from dgnet.train.loop import warm_up_config
@@ -52,10 +56,17 @@ def main() -> None:
         cfg = apply_overrides(params, assignments)
         return warm_up_config(cfg) if args.warm_only else cfg
 
-    jobs = [job(variant(args.set), args.name, args.teacher, args.warm_start)]
+    models = [(args.name, args.set, args.teacher)]
     if args.beside:
-        jobs.append(job(variant(args.beside_set), args.beside, args.beside_teacher or args.teacher,
-                        args.warm_start))
+        models.append((args.beside, args.beside_set, args.beside_teacher or args.teacher))
+    jobs = []
+    for name, assignments, teacher in models:
+        if switches.layout_off(assignments):  # the second domain is switched off: markers, no training
+            switches.write_not_trained(switches.TRANSFER_OFF, f"reports/metrics/train_{name}.json",
+                                       folder=f"models/{name}", figure=f"reports/figures/samples_{name}.png",
+                                       curve=f"reports/curves/{name}.csv")
+        else:
+            jobs.append(job(variant(assignments), name, teacher, args.warm_start))
     run_side_by_side(jobs)
 
 

@@ -1,15 +1,25 @@
-"""DVC stage ``transfer``: Table 9, direct transfer between two domains (default: synthetic style A <-> B)."""
+"""DVC stage ``transfer``: Table 9, direct transfer between two domains (default: synthetic style A <-> B).
+
+    python pipelines/transfer.py   # reports/metrics/transfer.json
+
+Under ``data.transfer_layout: none`` the result says "not run" (dgnet/switches.py).
+"""
 
 import sys
-from dgnet import io, tracking
+from dgnet import io, switches, tracking
 from dgnet.config import config_to_dict, load_config
 from dgnet.errors import run_guarded
 from dgnet.eval.variants import direct_transfer, transfer_domains
 from dgnet.summary import METHODS, slug
 
+RESULT = "reports/metrics/transfer.json"
+
 
 def main() -> None:
     cfg = load_config("params.yaml")
+    if switches.transfer_off(cfg):
+        switches.write_not_run(RESULT, switches.TRANSFER_OFF, rows=[])
+        return
     domains = transfer_domains(cfg)
     models = {
         "A": {"Baseline (teacher)": "models/teacher.pt", "DG-Net": "models/dgnet/last.pt"},
@@ -20,7 +30,7 @@ def main() -> None:
         for r in rows:
             key = f"{r['train']}_to_{r['test']}/{METHODS.get(r['method'], slug(r['method']))}"
             run.log_metrics({f"{key}/rank1": r["rank1"], f"{key}/mAP": r["mAP"]})
-    io.write_json("reports/metrics/transfer.json", {"domains": domains, "rows": rows})
+    io.write_json(RESULT, {"domains": domains, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -63,7 +63,12 @@ def test_market1501_rehearsal_runs_every_stage_and_estimates_the_real_run(tmp_pa
     stages = {s["name"]: s for s in doc["stages"]}
     graph = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) - {"replicate_train", "replicate"}
     assert set(stages) == graph and doc["failed"] == doc["not_reached"] == []
-    assert all(s["status"] == "ok" and s["seconds"] > 0 and s["estimate_seconds"] > 0 for s in stages.values())
+    # switched off here (markers, no estimate): the synthetic pre-training and the probe on real data, the
+    # generator's pre-training under generator_init: scratch, and the alpha sweep (sweep.alphas=[] above)
+    off = {"pretrain", "pretrain_generator", "probe", "alpha_sweep", "evaluate_alpha_sweep"}
+    assert set(doc["skipped"]) == off and all(stages[n]["estimate_seconds"] is None for n in off)
+    assert all(s["status"] == "ok" and s["seconds"] > 0 and s["estimate_seconds"] > 0
+               for n, s in stages.items() if n not in off)
     # DG-Net's real iterations come from the configuration: 30K warm-up, then 70K for each continued variant
     trainings = {t["name"]: t for s in stages.values() for t in s["trainings"]}
     assert trainings["dgnet_warm"]["real_units"] == 30000 and trainings["dgnet"]["real_units"] == 70000
@@ -104,3 +109,60 @@ def test_a_missing_data_set_says_what_to_put_where(tmp_path, monkeypatch, capsys
     assert main(["rehearse", "--params", str(params)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("dgnet: error: ") and "Market-1501-v15.09.15" in err[0], err
+
+
+def _write(path: str, doc: dict) -> str:
+    """A shell command that writes ``doc`` as JSON at ``path`` (through a rename, as dgnet.io does)."""
+    return f"mkdir -p $(dirname {path}) && echo '{json.dumps(doc)}' > {path}.tmp && mv {path}.tmp {path}"
+
+
+def test_each_stage_is_measured_on_the_files_it_wrote_only(tmp_path):
+    """No time window: a stage that starts right after another does not count the other's training again."""
+    dgnet = {"iterations": 4, "iterations_trained": 4, "train_seconds": 2.0}
+    stages = {"first": {"cmd": _write("reports/metrics/train_dgnet.json", dgnet), "after": []},
+              "second": {"cmd": "true", "after": ["first"]},
+              "third": {"cmd": _write("reports/metrics/train_dgnet_noid.json", dgnet), "after": ["second"]}}
+    seen: dict[str, list[str]] = {}
+    run_graph(stages, tmp_path, dict(os.environ), lambda r, written: seen.setdefault(r.name, [
+        str(p.relative_to(tmp_path)) for p in written]), progress=lambda line: None)
+    assert seen == {"first": ["reports/metrics/train_dgnet.json"], "second": [],
+                    "third": ["reports/metrics/train_dgnet_noid.json"]}
+
+
+def test_the_alpha_sweeps_trainings_are_counted_from_the_warm_up(tmp_path):
+    from dgnet.config import preset_config, replace
+    from dgnet.rehearse import _trainings
+
+    real = preset_config("market1501")
+    rehearsal = replace(real, **{"train.iterations": 4, "train.warm_iter": 2})
+    doc = {"iterations": 4, "iterations_trained": 2, "train_seconds": 3.0, "step_seconds_median": 0.5}
+    written = []
+    for alpha in ("0", "0.5"):
+        path = tmp_path / "models" / "alpha_sweep" / f"dgnet_alpha_{alpha}" / "train.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(doc))
+        written.append(path)
+    found = _trainings(written, real, rehearsal, train_scale=1.0)
+    assert [(t.name, t.unit, t.real_units) for t in found] == [("dgnet_alpha_0", "iteration", 70000),
+                                                                ("dgnet_alpha_0.5", "iteration", 70000)]
+    assert found[0].estimate == pytest.approx(0.5 * 70000)
+
+
+def test_a_switched_off_stage_is_skipped_without_an_estimate_and_its_dependants_run(tmp_path):
+    marker = {"trained": False, "reason": "not trained: data.transfer_layout is none", "train_seconds": 0.0}
+    not_run = {"run": False, "reason": "not run: data.transfer_layout is none", "rows": []}
+    stages = {
+        "teacher_b": {"cmd": _write("reports/metrics/train_teacher_b.json", marker), "after": []},
+        "transfer": {"cmd": _write("reports/metrics/transfer.json", not_run), "after": ["teacher_b"]},
+        "replicate": {"cmd": _write("reports/seeds/1/transfer.json", not_run) + " && "
+                      + _write("reports/seeds/1/table3.json", {"f_prim": {}}), "after": ["teacher_b"]},
+        "report": {"cmd": "true", "after": ["transfer", "replicate"]},
+    }
+    lines: list[str] = []
+    results = run_graph(stages, tmp_path, dict(os.environ), lambda r, written: setattr(r, "estimate_seconds", 1.0),
+                        progress=lines.append)
+    assert {n: r.status for n, r in results.items()} == {"teacher_b": "skipped", "transfer": "skipped",
+                                                          "replicate": "ok", "report": "ok"}
+    assert results["teacher_b"].estimate_seconds is None and results["replicate"].estimate_seconds == 1.0
+    assert results["transfer"].switched_off == "not run: data.transfer_layout is none"
+    assert "teacher_b                skipped (switched off: data.transfer_layout is none)" in lines

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dgnet import io  # noqa: E402
+from dgnet import io, switches  # noqa: E402
 from dgnet.config import Config  # noqa: E402
 from dgnet.reports import claims, paper, seeds  # noqa: E402
 from dgnet.reports.tables import data_description, header, percent, percent_of, write_table  # noqa: E402
@@ -96,8 +96,9 @@ def transfer_by_pair(seed_metrics: dict[int, dict]) -> dict[int, dict]:
 
 
 def table9(cfg: Config, transfer: dict | None, seed_metrics: dict[int, dict]) -> None:
-    if transfer is None:
-        frame = pd.DataFrame([("not run", "", "", "", "", "")],
+    off = "not run: no reports/metrics/transfer.json" if transfer is None else switches.not_run(transfer)
+    if off:  # data.transfer_layout: none (or the stage's result is absent)
+        frame = pd.DataFrame([("not run", "", "", "", "", off)],
                              columns=["Transfer", "Method", "Rank@1", "mAP", "mINP", "note"])
     else:
         frame = pd.DataFrame(
@@ -116,8 +117,9 @@ def table9(cfg: Config, transfer: dict | None, seed_metrics: dict[int, dict]) ->
         over_seeds = over_seeds[["Method", "seeds", "Rank@1", "mAP", "mINP"]]  # Table 9 has no Rank@5/10
     write_table(REPORTS / "table9.md", REPORTS / "table9.csv", "Table 9: direct transfer", cfg, frame,
                 quoted=paper.TABLE9, over_seeds=over_seeds,
-                note=f"Domains: {domains}. Trained on one, tested on the other, no adaptation. "
-                     "The replicate seeds train on A only: their rows are A -> B (the `transfer` claim's).")
+                note=(f"Not run ({off.removeprefix('not run: ')})." if off else
+                      f"Domains: {domains}. Trained on one, tested on the other, no adaptation. "
+                      "The replicate seeds train on A only: their rows are A -> B (the `transfer` claim's)."))
 
 
 def table10(cfg: Config) -> None:
@@ -135,10 +137,14 @@ def figure8(cfg: Config, table3: dict, alpha: dict | None, beta: dict | None, ou
     """Rank@1 and mAP against alpha (training) and beta (test time), as the paper's Figure 8."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     points = list((alpha or {}).get("points", []))
+    alpha_off = switches.not_run(alpha)  # sweep.alphas: []: the main model's point alone
     main = table3["f_prim+f_fine"]
     points.append({"alpha": cfg.train.alpha, "rank1": main["rank1"], "mAP": main["mAP"]})
     points.sort(key=lambda p: p["alpha"])
-    for ax, key, pts, title in ((axes[0], "alpha", points, "training: alpha = lambda_fine / lambda_prim"),
+    alpha_title = "training: alpha = lambda_fine / lambda_prim"
+    if alpha_off:
+        alpha_title += f"\nalpha sweep {alpha_off} (main alpha only)"
+    for ax, key, pts, title in ((axes[0], "alpha", points, alpha_title),
                                 (axes[1], "beta", (beta or {}).get("points", []), "testing: beta (weight of f_fine)")):
         xs = [p[key] for p in pts]
         ax.plot(xs, [100 * p["rank1"] for p in pts], "o-", label="Rank@1")
@@ -183,12 +189,15 @@ FIGURES = [
 def readme(cfg: Config, table3: dict, card: dict) -> None:
     main, base = table3["f_prim+f_fine"], table3["baseline"]
     counts = claims.verdict_counts(card)
+    off = counts[claims.NOT_RUN]
     verdicts = ", ".join(f"`{r['id']}` {r['verdict']}" for r in card["claims"])
     lines = [
         header("The reproduction at a glance", cfg),
         f"**[Claims scorecard](claims.md)** (seeds {', '.join(map(str, card['seeds']))}): "
         f"{counts['reproduced']} of the paper's claims reproduced, {counts['not reproduced']} not reproduced, "
-        f"{counts['inconclusive']} inconclusive ({verdicts}).",
+        f"{counts['inconclusive']} inconclusive"
+        + (f", {off} not run (switched off by the configuration)" if off else "")
+        + f" ({verdicts}).",
         "",
         "Every number here was **measured by this pipeline** on the data set above unless a table marks it "
         "as quoted from the paper. On the default configuration that is a small synthetic data set and a "

@@ -21,7 +21,7 @@ from typing import Callable
 
 from scipy import stats as scipy_stats
 
-from dgnet import io
+from dgnet import io, switches
 from dgnet.reports.seeds import lookup, mean_std
 
 CLOTHING = ("top_color", "bottom_color")
@@ -147,6 +147,7 @@ class Claim:
     paper: str
     metric: str
     measure: Callable[[dict], float | None]
+    needs: str | None = None  # the metrics file of a switchable stage: its "not run" marker makes the verdict "not run"
 
 
 CLAIMS = (
@@ -160,7 +161,8 @@ CLAIMS = (
     Claim("e2e_vs_offline", "end-to-end training beats offline generation", "Section 4.2",
           "86.0 vs 84.4 mAP on Market", "mAP(DG-Net) - mAP(offline), pp", e2e_vs_offline),
     Claim("alpha_peak", "a small alpha (0.2) beats alpha = 0 and a large alpha", "Figure 8 (left)",
-          "mAP peaks at alpha 0.2 on Market", "mAP(alpha 0.2) - max(mAP(alpha 0), mAP(alpha 0.5)), pp", alpha_peak),
+          "mAP peaks at alpha 0.2 on Market", "mAP(alpha 0.2) - max(mAP(alpha 0), mAP(alpha 0.5)), pp", alpha_peak,
+          needs="alpha_sweep"),
     Claim("beta_peak", "a moderate beta (in (0, 1]) beats a large one at test time", "Figure 8 (right)",
           "beta = 0.5 chosen on the validation curve (Figure 8, right)",
           "max over beta in (0, 1] of mAP - mAP(largest swept beta, 2.0 on the default), pp", beta_peak),
@@ -176,10 +178,11 @@ CLAIMS = (
           disentangle),
     Claim("transfer", "DG-Net transfers across domains better than the Baseline",
           "Table 9 (our synthetic A -> B analogue)", "DG-Net's direct transfer beats prior work (Table 9)",
-          "mAP on domain B after training on A: DG-Net - Baseline, pp", transfer),
+          "mAP on domain B after training on A: DG-Net - Baseline, pp", transfer, needs="transfer"),
 )
 
 ALPHA = 0.05  # one-sided significance level
+NOT_RUN = "not run"  # the verdict of a claim whose stage the configuration switched off
 MIN_SEEDS = 3
 RULE = ("A claim is measured as a paired difference per seed (ours minus what it should beat; positive = as the "
         "paper says), and each measurement is one claim. With at least three seeds, a one-sided one-sample "
@@ -213,8 +216,9 @@ def verdict(values: list[float]) -> str:
 
 
 def verdict_counts(card: dict) -> dict[str, int]:
-    """How many claims got each of the three verdicts ("inconclusive (n seeds)" counts as inconclusive)."""
-    kinds = ("reproduced", "not reproduced", "inconclusive")
+    """How many claims got each verdict ("inconclusive (n seeds)" counts as inconclusive; "not run": switched
+    off by the configuration)."""
+    kinds = ("reproduced", "not reproduced", "inconclusive", NOT_RUN)
     return {k: sum(r["verdict"].split(" (")[0] == k for r in card["claims"]) for k in kinds}
 
 
@@ -252,8 +256,12 @@ def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None =
                 "std": statistics.stdev(values) if len(values) > 1 else None, "t": t, "p": p,
                 "n_seeds": len(values), "values": values,
                 "seeds": [s for s, v in per_seed.items() if v is not None]}
-        rows.append({"id": c.id, "claim": c.claim, "source": c.source, "paper": c.paper, "metric": c.metric,
-                     "ours": ours, "verdict": verdict(values)})
+        off = [r for m in seed_metrics.values() if c.needs and (r := switches.not_run(m.get(c.needs)))]
+        row = {"id": c.id, "claim": c.claim, "source": c.source, "paper": c.paper, "metric": c.metric,
+               "ours": ours, "verdict": verdict(values)}
+        if off and not values:  # switched off by the configuration (sweep.alphas: [], transfer_layout: none)
+            row.update(verdict=NOT_RUN, reason=off[0])
+        rows.append(row)
     measured = sorted(seed for seed, m in seed_metrics.items() if m)  # a seed whose run is absent is not one
     return {"config": config, "seeds": measured, "rule": RULE, "machine": machine or {}, "claims": rows}
 
@@ -288,7 +296,8 @@ def markdown(card: dict) -> str:
         "size, only in sign.",
         "",
         f"**{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
-        f"{counts['inconclusive']} inconclusive.**",
+        f"{counts['inconclusive']} inconclusive"
+        + (f", {counts[NOT_RUN]} not run (switched off by the configuration)" if counts[NOT_RUN] else "") + ".**",
         "",
         "Rule: " + card["rule"],
         "",
@@ -302,7 +311,8 @@ def markdown(card: dict) -> str:
         spread = "n/a" if o["std"] is None else f"{o['std']:.2f}"
         t = "n/a" if o.get("t") is None else f"{o['t']:+.2f}"
         p = "n/a" if o.get("p") is None else f"{o['p']:.3f}"
-        per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in zip(o["seeds"], o["values"])) or "not measured"
+        per_seed = (", ".join(f"{s}: {v:+.2f}" for s, v in zip(o["seeds"], o["values"]))
+                    or r.get("reason", "not measured"))
         lines.append(f"| `{r['id']}` | {r['claim']} | {r['source']} | {r['paper']} | "
                      f"{_num(o['mean'])} ± {spread} ({o['n_seeds']}) | {t} | {p} | {per_seed} | "
                      f"**{r['verdict']}** |")
