@@ -19,10 +19,9 @@ markers saying why.
 """
 
 import argparse
-import shutil
 import sys
 
-from dgnet import io, switches
+from dgnet import switches
 from dgnet.config import load_config
 from dgnet.errors import UserError, run_guarded
 from dgnet.stages.pretrain import run_pretrain, run_pretrain_generator
@@ -50,12 +49,8 @@ def main() -> None:
 
 def pretrain_generator(cfg) -> None:
     if cfg.train.generator_init != GENERATOR:  # scratch (or another file): nothing reads this stage's output
-        reason = f"not trained: train.generator_init is {cfg.train.generator_init!r}, not {GENERATOR}"
-        io.require_writable(GENERATOR, GENERATOR_METRICS, GENERATOR_FIGURE)
-        io.save_checkpoint(GENERATOR, {"kind": "not_trained", "reason": reason})
-        io.write_json(GENERATOR_METRICS, {"trained": False, "reason": reason, "train_seconds": 0.0})
-        switches.blank_figure(GENERATOR_FIGURE)
-        print(f"{GENERATOR}: {reason}")
+        switches.write_not_trained(f"train.generator_init is {cfg.train.generator_init!r}, not {GENERATOR}",
+                                   GENERATOR_METRICS, checkpoint=GENERATOR, figure=GENERATOR_FIGURE)
         return
     if cfg.model.backbone.pretrained != WEIGHTS:
         raise UserError(f"params.yaml: train.generator_init {GENERATOR} pre-trains the generator on the pretrain "
@@ -68,13 +63,8 @@ def pretrain_generator(cfg) -> None:
 
 def skip_pretrain(pretrained: str) -> None:
     """The stage's outputs as markers, so that DVC's graph stays the same and nothing is trained."""
-    reason = f"not trained: model.backbone.pretrained is {pretrained!r}, not {WEIGHTS}"
-    io.require_writable(WEIGHTS, METRICS)
-    io.save_checkpoint(WEIGHTS, {"kind": "not_trained", "reason": reason})
-    shutil.rmtree(DATA, ignore_errors=True)
-    io.write_text(f"{DATA}/README.txt", reason + "\n")
-    io.write_json(METRICS, {"trained": False, "reason": reason, "train_seconds": 0.0})
-    print(f"{WEIGHTS}: {reason}")
+    switches.write_not_trained(f"model.backbone.pretrained is {pretrained!r}, not {WEIGHTS}", METRICS,
+                               checkpoint=WEIGHTS, folder=DATA)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from dgnet import io
+from dgnet import io, switches
 from dgnet.config import load_config
 from dgnet.errors import run_guarded
 from dgnet.eval import disentangle
@@ -31,10 +31,8 @@ def main() -> None:
     cfg = load_config("params.yaml")
     io.require_writable(OUT, "reports/metrics/train_probe.json")
     if cfg.data.layout != "synthetic":  # generation_eval reads the probe on the synthetic set only
-        reason = f"not trained: data.layout {cfg.data.layout} has no ground-truth attributes to score"
-        io.save_checkpoint(OUT, {"kind": "not_trained", "reason": reason})
-        io.write_json("reports/metrics/train_probe.json", {"trained": False, "reason": reason, "train_seconds": 0.0})
-        print(f"{OUT}: {reason}")
+        switches.write_not_trained(f"data.layout {cfg.data.layout} has no ground-truth attributes to score",
+                                   "reports/metrics/train_probe.json", checkpoint=OUT)
         return
     began = time.perf_counter()
     probe = disentangle.build_probe(cfg.data.synth, cfg.data.height, cfg.data.width, seed=GENERATION_SEED,
