@@ -287,11 +287,13 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Figure 8's sweeps, run by the DVC graph besides the main model."""
+    """What the DVC graph trains and measures beside the main model (dgnet/switches.py switches the extras)."""
 
-    alphas: tuple[float, ...] = field(default=(0.0, 0.5), metadata=_range(0, 1))  # each one DG-Net training
+    alphas: tuple[float, ...] = field(default=(), metadata=_range(0, 1))  # Figure 8: each one DG-Net training
     betas: tuple[float, ...] = field(default=(0.0, 0.25, 0.5, 1.0, 1.5, 2.0), metadata=_range(0))  # test time only
     seeds: tuple[int, ...] = (1, 2)  # replicate seeds of the central comparisons, beside train.seed (claims)
+    without_id: bool = False  # the "w/o id" ablation (one DG-Net training, Table 2, Figure 4)
+    transfer_b_to_a: bool = False  # Table 9's B -> A: a teacher and a DG-Net trained on the second domain
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Stages a configuration switches off: their outputs as small markers that say why, nothing trained.
 
-    data.transfer_layout: none   teacher_b, the domain-B DG-Net (dgnet_b) and Table 9 (transfer)
-    sweep.alphas: []             alpha_sweep and evaluate_alpha_sweep (Figure 8, left)
+    data.transfer_layout: none      teacher_b, the domain-B DG-Net (dgnet_b) and Table 9 (transfer)
+    sweep.transfer_b_to_a: false    teacher_b and dgnet_b only: Table 9 keeps its A -> B rows
+    sweep.without_id: false         the w/o id ablation (dgnet_noid): its Table 3, Table 2 and Figure 4 entries
+    sweep.alphas: []                alpha_sweep and evaluate_alpha_sweep (Figure 8, left)
 
 (The pretrain, pretrain_generator and probe stages switch themselves off the
 same way: pipelines/pretrain.py, pipelines/probe.py.) DVC's graph stays the
@@ -19,10 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from dgnet import io
+from dgnet.errors import UserError
 
 OFF = "none"  # data.transfer_layout / the --set data.layout value of a switched-off second domain
 TRANSFER_OFF = "data.transfer_layout is none (no second domain: Table 9 switched off)"
 ALPHAS_OFF = "sweep.alphas is empty (Figure 8's alpha sweep switched off)"
+# the boolean keys a training stage can be switched by (pipelines/teacher.py, pipelines/train_dgnet.py --only-if)
+BOOLEAN_SWITCHES = {
+    "sweep.transfer_b_to_a": "Table 9's B -> A direction switched off: nothing is trained on the second domain",
+    "sweep.without_id": "the w/o id ablation switched off",
+}
 
 
 def transfer_off(cfg) -> str | None:
@@ -39,6 +47,22 @@ def alpha_sweep_off(cfg) -> str | None:
     return None
 
 
+def key_off(cfg, key: str) -> str | None:
+    """Why the training that ``--only-if KEY`` guards is switched off (the boolean ``key`` is false), or None."""
+    section, name = key.split(".")
+    if getattr(getattr(cfg, section), name):
+        return None
+    return f"{key} is false ({BOOLEAN_SWITCHES[key]})"
+
+
+def require_transfer_root(cfg) -> None:
+    """One line naming ``data.transfer_root`` when Table 9's second domain is on and its folder is missing."""
+    if transfer_off(cfg) is None and not Path(cfg.data.transfer_root).exists():
+        raise UserError(f"params.yaml: data.transfer_root {cfg.data.transfer_root}: not found; Table 9's second "
+                        f"domain ({cfg.data.transfer_layout}) goes there, or set data.transfer_layout: none to "
+                        "switch the transfer stages off")
+
+
 def layout_off(assignments: list[str]) -> bool:
     """Whether ``--set`` assignments put a training on ``data.layout=none`` (the switched-off second domain)."""
     return any(a.replace(" ", "") == f"data.layout={OFF}" for a in assignments)
@@ -50,8 +74,8 @@ def is_marker(doc: Any) -> bool:
 
 
 def not_run(doc: Any) -> str | None:
-    """The reason of an evaluation's "not run" marker, or None."""
-    if isinstance(doc, dict) and doc.get("run") is False:
+    """The reason of a switched-off stage's marker (an evaluation's "not run", a training's "not trained"), or None."""
+    if is_marker(doc):
         return str(doc.get("reason") or "not run")
     return None
 
@@ -95,5 +119,6 @@ def write_not_run(path: str | Path, cause: str, **empty: Any) -> None:
     print(f"{path}: {reason}")
 
 
-__all__ = ["ALPHAS_OFF", "OFF", "TRANSFER_OFF", "alpha_sweep_off", "blank_figure", "is_marker", "layout_off",
+__all__ = ["ALPHAS_OFF", "BOOLEAN_SWITCHES", "OFF", "TRANSFER_OFF", "alpha_sweep_off", "blank_figure", "is_marker",
+           "key_off", "layout_off", "require_transfer_root",
            "not_run", "transfer_off", "write_not_run", "write_not_trained"]

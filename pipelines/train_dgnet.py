@@ -3,8 +3,9 @@
     python pipelines/train_dgnet.py --name dgnet_warm --warm-only
     python pipelines/train_dgnet.py --name dgnet --warm-start models/dgnet_warm/last.pt \
         --beside dgnet_nofeed --beside-set train.feed_generated=false
-    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false \
-        --beside dgnet_b --beside-set data.root=data/prepared/synth_b --beside-teacher models/teacher_b.pt
+    python pipelines/train_dgnet.py --name dgnet_noid --set train.id_supervision=false --only-if sweep.without_id \
+        --beside dgnet_b --beside-set data.root=data/prepared/synth_b --beside-teacher models/teacher_b.pt \
+        --beside-only-if sweep.transfer_b_to_a
 
 Writes ``models/NAME/last.pt``, ``reports/figures/samples_NAME.png``,
 ``reports/metrics/train_NAME.json`` and the training curves
@@ -18,7 +19,8 @@ dgnet/train/parallel.py): params.yaml with ``--beside-set`` (not ``--set``),
 the same warm start, and ``--beside-teacher`` (default: ``--teacher``).
 A model whose settings hold ``data.layout=none`` (the domain-B model under
 ``data.transfer_layout: none``) is not trained: its outputs are markers
-(dgnet/switches.py).
+(dgnet/switches.py); so is a model whose ``--only-if`` / ``--beside-only-if``
+names a boolean key of params.yaml that is false.
 """
 
 import argparse
@@ -49,6 +51,9 @@ def main() -> None:
     parser.add_argument("--beside-set", action="append", default=[], metavar="KEY=VALUE",
                         help="the second model's settings (on top of params.yaml, not of --set)")
     parser.add_argument("--beside-teacher", help="the second model's teacher (default: --teacher)")
+    switch = dict(choices=list(switches.BOOLEAN_SWITCHES), metavar="KEY")
+    parser.add_argument("--only-if", **switch, help="train only when this boolean key of params.yaml is true")
+    parser.add_argument("--beside-only-if", **switch, help="the same for the second model")
     args = parser.parse_args()
     params = load_config("params.yaml")
 
@@ -56,13 +61,14 @@ def main() -> None:
         cfg = apply_overrides(params, assignments)
         return warm_up_config(cfg) if args.warm_only else cfg
 
-    models = [(args.name, args.set, args.teacher)]
+    models = [(args.name, args.set, args.teacher, args.only_if)]
     if args.beside:
-        models.append((args.beside, args.beside_set, args.beside_teacher or args.teacher))
+        models.append((args.beside, args.beside_set, args.beside_teacher or args.teacher, args.beside_only_if))
     jobs = []
-    for name, assignments, teacher in models:
-        if switches.layout_off(assignments):  # the second domain is switched off: markers, no training
-            switches.write_not_trained(switches.TRANSFER_OFF, f"reports/metrics/train_{name}.json",
+    for name, assignments, teacher, only_if in models:
+        off = switches.TRANSFER_OFF if switches.layout_off(assignments) else only_if and switches.key_off(params, only_if)
+        if off:  # switched off: markers, no training
+            switches.write_not_trained(off, f"reports/metrics/train_{name}.json",
                                        folder=f"models/{name}", figure=f"reports/figures/samples_{name}.png",
                                        curve=f"reports/curves/{name}.csv")
         else:

@@ -1,5 +1,5 @@
-"""The per-configuration switches (dgnet/switches.py): ``data.transfer_layout: none`` and ``sweep.alphas: []``
-make the stages of ``dvc.yaml`` that they switch off write markers, train nothing, and the reports say
+"""The per-configuration switches (dgnet/switches.py): ``data.transfer_layout: none``, ``sweep.alphas: []``,
+``sweep.without_id: false`` and ``sweep.transfer_b_to_a: false`` make the stages of ``dvc.yaml`` that they switch off write markers, train nothing, and the reports say
 "not run"; the real-data presets' choices. Each stage is run in-process from its ``dvc.yaml`` command, with
 the trainings it would start recorded instead of run."""
 
@@ -146,14 +146,71 @@ def test_a_nonempty_alpha_sweep_trains_one_model_per_alpha(tmp_path, monkeypatch
 # ---------------------------------------------------------------- the presets
 
 
-@pytest.mark.parametrize("name, alphas, transfer", [
-    ("market1501", (0.0, 0.5), "duke"), ("duke", (), "market1501"),
-    ("msmt17", (), "none"), ("cuhk03np", (), "none")])
-def test_real_data_presets_choose_what_they_train(name, alphas, transfer):
+@pytest.mark.parametrize("name, alphas, transfer, extras", [
+    ("default", (), "synthetic", False), ("paper", (0.0, 0.5), "synthetic", True),
+    ("market1501", (0.0, 0.5), "duke", True), ("duke", (), "market1501", False),
+    ("msmt17", (), "none", False), ("cuhk03np", (), "none", False)])
+def test_presets_choose_what_they_train(name, alphas, transfer, extras):
     cfg = preset_config(name)
     assert (cfg.sweep.alphas, cfg.data.transfer_layout, cfg.sweep.seeds) == (alphas, transfer, (1, 2))
+    assert (cfg.sweep.without_id, cfg.sweep.transfer_b_to_a) == (extras, extras)
     assert bool(switches.alpha_sweep_off(cfg)) == (alphas == ())
     assert bool(switches.transfer_off(cfg)) == (transfer == "none")
+
+
+# ---------------------------------------------------------------- sweep.without_id, sweep.transfer_b_to_a: false
+
+
+def test_without_id_and_b_to_a_off_train_nothing_and_the_reports_say_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _params(tmp_path)
+    params["sweep"].update(without_id=False, transfer_b_to_a=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for name in ("teacher_b", "train_scratch"):
+        assert _run_stage(name, params, monkeypatch) == []
+        assert all(Path(out).exists() for out in _outs(name)), name
+    assert io.load_checkpoint("models/teacher_b.pt")["kind"] == "not_trained"
+    for metrics, key in (("train_teacher_b", "sweep.transfer_b_to_a"), ("train_dgnet_b", "sweep.transfer_b_to_a"),
+                         ("train_dgnet_noid", "sweep.without_id")):
+        doc = json.loads(Path(f"reports/metrics/{metrics}.json").read_text())
+        assert doc["trained"] is False and f"{key} is false" in doc["reason"], metrics
+
+    evaluated = []  # the transfer stage tests the models trained on A on both domains, nothing trained on B
+
+    def direct_transfer(cfg, domains, models):
+        evaluated.extend(models)
+        return [{"train": "A", "test": t, "method": m, "rank1": 0.5, "mAP": 0.4, "mINP": 0.1}
+                for t in domains for m in models["A"]]
+
+    class Run:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def log_metrics(self, metrics):
+            pass
+
+    monkeypatch.setattr("dgnet.eval.variants.direct_transfer", direct_transfer)
+    monkeypatch.setattr("dgnet.tracking.start_run", lambda *a, **k: Run())
+    Path(params["data"]["transfer_root"]).mkdir(parents=True)  # domain B's test set (prepare's, for synthetic)
+    _run_stage("transfer", params, monkeypatch)
+    doc = json.loads(Path("reports/metrics/transfer.json").read_text())
+    assert evaluated == ["A"] and {r["test"] for r in doc["rows"]} == {"A", "B"}
+    assert "sweep.transfer_b_to_a is false" in doc["b_to_a"] and not switches.is_marker(doc)
+    cfg = config_from_dict(params)
+    monkeypatch.setattr(build, "METRICS", tmp_path / "reports/metrics")
+    monkeypatch.setattr(build, "REPORTS", tmp_path / "reports")
+    build.table9(cfg, doc, {})
+    assert "B -> A" in Path("reports/table9.md").read_text()
+    main = {key: {"rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mAP": 0.4}
+            for key in ("baseline", "f_prim", "f_fine", "f_prim+f_fine")}
+    build.ablation_table(cfg, main, {}, {})
+    assert "sweep.without_id is false" in Path("reports/ablations.md").read_text()
+    seed0 = claims.load_seed_metrics(0, "reports/metrics", {})
+    card = claims.scorecard(seed0, "micro")
+    assert next(r for r in card["claims"] if r["id"] == "id_clothing")["verdict"] == "not run"
 
 
 def test_generator_pretraining_under_scratch_writes_every_output_as_a_marker(tmp_path, monkeypatch):

@@ -69,6 +69,9 @@ def ablation_table(cfg: Config, table3: dict, ablations: dict | None, seed_metri
     rows = [_row("DG-Net (full)", table3["f_prim+f_fine"])]
     for name, metrics in (ablations or {}).items():
         rows.append(_row(f"DG-Net {name}", metrics["f_prim+f_fine"]))
+    no_id_off = switches.not_run(_load("train_dgnet_noid.json"))  # sweep.without_id: false
+    if no_id_off:
+        rows.append(("DG-Net w/o id", no_id_off, "", "", "", ""))
     write_table(REPORTS / "ablations.md", REPORTS / "ablations.csv", "Re-id accuracy of the ablations", cfg,
                 pd.DataFrame(rows, columns=COLUMNS),
                 note="w/o feed: generated images are not fed to E_a (no L_prim, L_fine); w/o id: "
@@ -104,7 +107,8 @@ def table9(cfg: Config, transfer: dict | None, seed_metrics: dict[int, dict]) ->
         frame = pd.DataFrame(
             [(f"{r['train']} -> {r['test']}", r["method"], percent(r["rank1"]), percent(r["mAP"]),
               percent_of(r, "mINP"), "in domain" if r["train"] == r["test"] else "direct transfer")
-             for r in transfer["rows"]],
+             for r in transfer["rows"]]
+            + ([("B -> A", "", "", "", "", transfer["b_to_a"])] if transfer.get("b_to_a") else []),
             columns=["Transfer", "Method", "Rank@1", "mAP", "mINP", "note"])
     domains = ", ".join(f"{k} = {v[0]} at `{v[1]}`" for k, v in (transfer or {}).get("domains", {}).items())
     by_pair = transfer_by_pair(seed_metrics)

@@ -26,7 +26,8 @@ from dgnet.reports.seeds import lookup, mean_std
 
 CLOTHING = ("top_color", "bottom_color")
 CAMERA = ("camid",)
-METRIC_FILES = ("table3", "ablations", "offline", "beta_sweep", "generation", "alpha_sweep", "transfer")
+METRIC_FILES = ("table3", "ablations", "offline", "beta_sweep", "generation", "alpha_sweep", "transfer",
+                "train_dgnet_noid")
 
 
 def load_seed_metrics(main_seed: int, main_dir: str | Path, replicate_dirs: dict[int, str | Path]) -> dict[int, dict]:
@@ -171,7 +172,8 @@ CLAIMS = (
           "Frechet distance (teacher features) w/o feed - with feed", feed_realism),
     Claim("id_clothing", "without identity supervision the clothing colour is wrong more often", "Figure 4",
           "w/o id: clothing colours change (Figure 4)",
-          "clothing colour follows the appearance source: DG-Net - w/o id, pp (ground-truth probe)", id_clothing),
+          "clothing colour follows the appearance source: DG-Net - w/o id, pp (ground-truth probe)", id_clothing,
+          needs="train_dgnet_noid"),
     Claim("disentangle", "clothing follows the appearance code, camera/background the structure code",
           "Table 1, Figures 1 and 6", "qualitative (Figures 1, 6)",
           "min(clothing: follows appearance - follows structure; camera: follows structure - follows appearance), pp",
@@ -259,7 +261,7 @@ def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None =
         off = [r for m in seed_metrics.values() if c.needs and (r := switches.not_run(m.get(c.needs)))]
         row = {"id": c.id, "claim": c.claim, "source": c.source, "paper": c.paper, "metric": c.metric,
                "ours": ours, "verdict": verdict(values)}
-        if off and not values:  # switched off by the configuration (sweep.alphas: [], transfer_layout: none)
+        if off and not values:  # switched off by the configuration (sweep.alphas: [], sweep.without_id: false, ...)
             row.update(verdict=NOT_RUN, reason=off[0])
         rows.append(row)
     measured = sorted(seed for seed, m in seed_metrics.items() if m)  # a seed whose run is absent is not one
