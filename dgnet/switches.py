@@ -88,6 +88,12 @@ def blank_figure(path: str | Path) -> None:
         Image.new("RGB", (1, 1), "white").save(tmp, format="PNG")
 
 
+def marker_folder(folder: str | Path, reason: str) -> None:
+    """``folder`` holding only README.txt with ``reason``: a folder output that exists and holds nothing else."""
+    shutil.rmtree(folder, ignore_errors=True)  # what an earlier run left there goes
+    io.write_text(Path(folder) / "README.txt", reason + "\n")
+
+
 def write_not_trained(cause: str, metrics: str | Path, checkpoint: str | Path | None = None,
                       folder: str | Path | None = None, figure: str | Path | None = None,
                       curve: str | Path | None = None) -> None:
@@ -101,9 +107,8 @@ def write_not_trained(cause: str, metrics: str | Path, checkpoint: str | Path | 
     io.require_writable(*paths)
     if checkpoint is not None:
         io.save_checkpoint(checkpoint, {"kind": "not_trained", "reason": reason})
-    if folder is not None:  # what an earlier run left there goes
-        shutil.rmtree(folder, ignore_errors=True)
-        io.write_text(Path(folder) / "README.txt", reason + "\n")
+    if folder is not None:
+        marker_folder(folder, reason)
     if figure is not None:
         blank_figure(figure)
     if curve is not None:
@@ -120,5 +125,5 @@ def write_not_run(path: str | Path, cause: str, **empty: Any) -> None:
 
 
 __all__ = ["ALPHAS_OFF", "BOOLEAN_SWITCHES", "OFF", "TRANSFER_OFF", "alpha_sweep_off", "blank_figure", "is_marker",
-           "key_off", "layout_off", "require_transfer_root",
+           "key_off", "layout_off", "marker_folder", "require_transfer_root",
            "not_run", "transfer_off", "write_not_run", "write_not_trained"]

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from dgnet import switches
 from dgnet.data.layouts import Sample
 from dgnet.data.transforms import normalize
 from dgnet.eval.generation import (FD_TEACHER, GENERATION_SEED, load_generated_images, load_generator,
@@ -196,6 +197,8 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
     for name, p in models.items():
         if name not in present:
             log.info("%s: %s not found, row skipped", name, p)
+            if name in generated_dirs:  # a declared output: it exists and says why it is empty
+                switches.marker_folder(generated_dirs[name], f"not generated: {p} not found (not trained)")
     h, w, bs = cfg.data.height, cfg.data.width, cfg.eval.batch_size
 
     # data: training set (original pids), gallery, test images for Figure 6
