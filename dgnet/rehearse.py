@@ -457,6 +457,6 @@ def _rehearse(args) -> int:
     if doc["failed"]:
         first = next(s for s in doc["stages"] if s["status"] == "failed")
         raise UserError(f"rehearsal: {len(doc['failed'])} stage(s) failed, first {first['name']}: "
-                        f"{first['error'].removeprefix('dgnet: error: ')}; not reached: "
+                        f"{first['error'].removeprefix('dgnet: error: ').rstrip('.')}; not reached: "
                         f"{', '.join(doc['not_reached']) or 'none'}")
     return 0
