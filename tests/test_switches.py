@@ -25,10 +25,12 @@ GRAPH = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def _params(tmp_path: Path, **data) -> dict:
-    """The micro configuration with ``data`` changes and ``sweep.alphas``, as params.yaml in ``tmp_path``."""
+    """The micro configuration with ``data`` changes, ``sweep.alphas`` and every training switched on, as
+    params.yaml in ``tmp_path``."""
     params = preset_dict("micro")
     alphas = data.pop("alphas", None)
     params["data"].update(data)
+    params["sweep"].update(without_id=True, transfer_b_to_a=True)
     if alphas is not None:
         params["sweep"]["alphas"] = alphas
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
