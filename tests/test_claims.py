@@ -31,7 +31,8 @@ def test_t_and_p_are_the_one_sided_one_sample_t_test():
     assert t == pytest.approx(reference.statistic) and p == pytest.approx(reference.pvalue)
 
 
-def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=18.0):
+def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=18.0, bottom=0.7, camera=0.7):
+    """One seed's metrics files; ``bottom`` and ``camera``: the probe's rates of the full model's generations."""
     def entry(m, r1=None, beta=None):
         return {"mAP": m / 100, "rank1": (r1 if r1 is not None else m + 10) / 100, "beta": beta}
     return {
@@ -44,7 +45,12 @@ def _metrics(baseline, prim, fine, combined, offline, nofeed_fd=20.0, dgnet_fd=1
                                   {"beta": 0.5, "mAP": combined / 100, "rank1": 0.5},
                                   {"beta": 2.0, "mAP": (combined - 2.5) / 100, "rank1": 0.5}]},
         "generation": {"table2": {"DG-Net": {"frechet_teacher": dgnet_fd},
-                                  "DG-Net w/o feed": {"frechet_teacher": nofeed_fd}}},
+                                  "DG-Net w/o feed": {"frechet_teacher": nofeed_fd}},
+                       "disentanglement": {"models": {"DG-Net": {"scores": [
+                           {"attribute": "bottom_color", "follows appearance source": bottom,
+                            "follows structure source": 0.1},
+                           {"attribute": "camid", "follows appearance source": 0.2,
+                            "follows structure source": camera}]}}}},
     }
 
 
@@ -59,7 +65,7 @@ def test_scorecard_pairs_each_seed_and_reads_replicates(tmp_path):
     _write(tmp_path / "s1", _metrics(48, 54, 44, 55.5, 50))
     _write(tmp_path / "s2", _metrics(51, 55, 46, 57, 54))
     seeds = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "s1", 2: tmp_path / "s2"})
-    card = claims.scorecard(seeds, "test")
+    card = claims.scorecard(seeds, "test", baseline_epochs=40, plateau_epochs=40)
     by_id = {c["id"]: c for c in card["claims"]}
     assert card["seeds"] == [0, 1, 2]
     assert by_id["dgnet_vs_baseline"]["ours"]["values"] == pytest.approx([6.0, 7.5, 6.0])
@@ -73,6 +79,56 @@ def test_scorecard_pairs_each_seed_and_reads_replicates(tmp_path):
     assert by_id["dgnet_vs_baseline"]["ours"]["p"] < 0.05 and by_id["dgnet_vs_baseline"]["ours"]["t"] > 0
     md = claims.markdown(card)
     assert "`dgnet_vs_baseline`" in md and "+6.50 ± 0.87 (3)" in md
+
+
+def _card(tmp_path, baseline=50.0, bottom=0.7, camera=0.7, baseline_epochs=40, plateau_epochs=40):
+    """Three seeds on which DG-Net is 6-7.5 mAP above (baseline 50) or below (baseline 63) the Baseline."""
+    for name, args in (("main", (55, 45, 56, 52)), ("s1", (54, 44, 55.5, 50)), ("s2", (55, 46, 57, 54))):
+        _write(tmp_path / name, _metrics(baseline + (name == "s1") * -2, *args, bottom=bottom, camera=camera))
+    seeds = claims.load_seed_metrics(0, tmp_path / "main", {1: tmp_path / "s1", 2: tmp_path / "s2"})
+    card = claims.scorecard(seeds, "test", baseline_epochs=baseline_epochs, plateau_epochs=plateau_epochs)
+    return card, {c["id"]: c for c in card["claims"]}
+
+
+ON_GENERATOR = {"dgnet_vs_baseline", "prim_vs_baseline", "combined_vs_prim", "e2e_vs_offline", "alpha_peak",
+                "beta_peak", "feed_realism", "transfer"}  # docs/claims_diagnosis.md, section 18
+ON_BASELINE = {"dgnet_vs_baseline", "prim_vs_baseline", "transfer"}
+
+
+@pytest.mark.parametrize("baseline, bottom, camera, baseline_epochs, plateau_epochs, untestable", [
+    (50, 0.7, 0.7, 40, 40, set()),  # both hold: the t-test decides
+    (63, 0.7, 0.7, 40, 40, set()),
+    (50, 0.5, 0.7, 40, 40, ON_GENERATOR),
+    (63, 0.7, 0.59, 40, 40, ON_GENERATOR),
+    (50, 0.7, 0.7, 20, 40, ON_BASELINE),  # a Baseline short of its plateau
+    (63, 0.7, 0.7, 60, None, ON_BASELINE),  # no plateau on record for the data set
+])
+def test_a_claim_whose_precondition_fails_is_not_testable(tmp_path, baseline, bottom, camera, baseline_epochs,
+                                                          plateau_epochs, untestable):
+    card, by_id = _card(tmp_path, baseline, bottom, camera, baseline_epochs, plateau_epochs)
+    expected = {"dgnet_vs_baseline": "reproduced" if baseline == 50 else "not reproduced",
+                "combined_vs_prim": "reproduced", "e2e_vs_offline": "reproduced"}
+    for claim, t_test_verdict in expected.items():
+        assert by_id[claim]["verdict"] == ("not testable here" if claim in untestable else t_test_verdict)
+    assert {c for c, r in by_id.items() if r["verdict"] == "not testable here"} == untestable
+    assert by_id["dgnet_vs_baseline"]["ours"]["values"]  # the per-seed numbers are still there
+    assert by_id["disentangle"]["preconditions"] == []  # it measures the generator itself
+    checks = {p["id"]: p for p in by_id["dgnet_vs_baseline"]["preconditions"]}
+    assert checks["generator_follows_codes"]["measured"]["percent"] == pytest.approx(
+        {"bottom_color": 100 * bottom, "camera": 100 * camera})
+    assert checks["baseline_at_plateau"]["measured"] == {"epochs": baseline_epochs, "plateau_epochs": plateau_epochs}
+    assert claims.verdict_counts(card)["not testable here"] == len(untestable)
+    if untestable:
+        row = next(line for line in claims.markdown(card).splitlines() if line.startswith("| `transfer`"))
+        assert "**not testable here**" in row and ("fails" in row or "not measured" in row)
+
+
+def test_an_unmeasured_generator_makes_its_claims_not_testable():
+    main = {key: {"rank1": 0.5, "mAP": 0.4} for key in ("baseline", "f_prim", "f_fine", "f_prim+f_fine")}
+    card = claims.scorecard({0: {"table3": main}}, "t", baseline_epochs=40, plateau_epochs=40)
+    row = next(r for r in card["claims"] if r["id"] == "combined_vs_prim")
+    assert row["verdict"] == "not testable here" and row["preconditions"][0]["holds"] is None
+    assert "bottom colour not measured" in claims.markdown(card)
 
 
 def test_a_seed_without_metrics_is_not_listed(tmp_path):

@@ -98,7 +98,7 @@ def test_a_measured_transfer_is_not_marked_not_run():
             for m, v in (("DG-Net", 0.4), ("Baseline (teacher)", 0.3))]
     card = claims.scorecard({0: {"transfer": {"rows": rows}}}, "micro")
     row = next(r for r in card["claims"] if r["id"] == "transfer")
-    assert row["verdict"] == "inconclusive (1 seed)" and "reason" not in row
+    assert row["verdict"] == claims.NOT_TESTABLE and "reason" not in row  # measured, but no probe: not testable
 
 
 def test_transfer_root_is_required_unless_transfer_is_off(tmp_path, monkeypatch):

@@ -193,13 +193,14 @@ FIGURES = [
 def readme(cfg: Config, table3: dict, card: dict) -> None:
     main, base = table3["f_prim+f_fine"], table3["baseline"]
     counts = claims.verdict_counts(card)
-    off = counts[claims.NOT_RUN]
+    off, untestable = counts[claims.NOT_RUN], counts[claims.NOT_TESTABLE]
     verdicts = ", ".join(f"`{r['id']}` {r['verdict']}" for r in card["claims"])
     lines = [
         header("The reproduction at a glance", cfg),
         f"**[Claims scorecard](claims.md)** (seeds {', '.join(map(str, card['seeds']))}): "
         f"{counts['reproduced']} of the paper's claims reproduced, {counts['not reproduced']} not reproduced, "
         f"{counts['inconclusive']} inconclusive"
+        + (f", {untestable} not testable here (a precondition does not hold)" if untestable else "")
         + (f", {off} not run (switched off by the configuration)" if off else "")
         + f" ({verdicts}).",
         "",
@@ -254,6 +255,7 @@ def build_claims(cfg: Config, seed_metrics: dict[int, dict] | None = None) -> di
     seed_metrics = load_seed_metrics(cfg) if seed_metrics is None else seed_metrics
     machine = {**claims.machine(), "training_threads": cfg.runtime.threads,
                "parallel_trainings": cfg.runtime.parallel_trainings}
-    card = claims.scorecard(seed_metrics, cfg.name, machine)
+    card = claims.scorecard(seed_metrics, cfg.name, machine, baseline_epochs=cfg.teacher.epochs,
+                            plateau_epochs=claims.PLATEAU_EPOCHS.get(cfg.data.layout))
     claims.write_scorecard(card, REPORTS / "claims.md", METRICS / "claims.json", seed_metrics)
     return card

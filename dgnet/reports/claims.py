@@ -1,12 +1,15 @@
 """The claims scorecard: each claim of the paper, our paired difference over seeds, and a verdict.
 
     seeds = load_seed_metrics(main_seed=0, main_dir="reports/metrics", replicate_dirs={1: ..., 2: ...})
-    card = scorecard(seeds, config="default")   # {"config", "seeds", "claims": [...]}
+    card = scorecard(seeds, config="default", baseline_epochs=40, plateau_epochs=40)   # {"config", "seeds", "claims": [...]}
     write_scorecard(card, "reports/claims.md", "reports/metrics/claims.json")
 
 Every claim is measured as a *paired difference* per seed (ours minus the
 thing it should beat), so that a positive value means "as the paper says".
-The verdict rule (:func:`verdict`) is stated on the page it writes.
+The verdict rule (:func:`verdict`) is stated on the page it writes. A claim
+also names its *preconditions* (:func:`preconditions`): what must hold for it
+to test the paper's mechanism at all; where one does not, the verdict is "not
+testable here" (docs/claims_diagnosis.md, section 18).
 """
 
 from __future__ import annotations
@@ -140,6 +143,51 @@ def transfer(m: dict) -> float | None:
     return cross["DG-Net"] - cross["Baseline (teacher)"]
 
 
+# ---------------------------------------------------------------- preconditions (docs/claims_diagnosis.md 18)
+
+GENERATOR = "generator_follows_codes"
+PLATEAU = "baseline_at_plateau"
+FOLLOW_BAR = 60.0  # percent: "the generator follows its codes" (docs/synthetic_world.md, diagnosis section 15)
+PLATEAU_EPOCHS = {"synthetic": 40}  # data.layout -> the Baseline's plateau on validation identities (diagnosis 15)
+BAR_RATES = (("bottom_color", ("bottom_color",), "follows appearance source"),
+             ("camera", CAMERA, "follows structure source"))
+
+
+def generator_follows_codes(seed_metrics: dict[int, dict]) -> dict:
+    """The full model's probe, mean over seeds: bottom colour follows the appearance source and camera the
+    structure source, each at least :data:`FOLLOW_BAR` percent."""
+    per_seed = {name: {seed: v for seed, m in seed_metrics.items()
+                       if (v := _follow(m, "DG-Net", attrs, which)) is not None}
+                for name, attrs, which in BAR_RATES}
+    means = {name: statistics.mean(v.values()) if v else None for name, v in per_seed.items()}
+    holds = None if None in means.values() else all(v >= FOLLOW_BAR for v in means.values())
+    shown = ", ".join(f"{n.replace('_color', ' colour')} {'not measured' if v is None else f'{v:.1f}%'}"
+                      for n, v in means.items())
+    return {"id": GENERATOR, "holds": holds,
+            "requirement": f"the generator follows its codes: bottom colour and camera each >= {FOLLOW_BAR:g}% "
+                           "(probe, full model's cross-identity generations, mean over seeds)",
+            "measured": {"percent": means, "per_seed": per_seed}, "summary": shown}
+
+
+def baseline_at_plateau(baseline_epochs: int | None, plateau_epochs: int | None) -> dict:
+    """The Baseline trains at least as long as the plateau on record for its data set."""
+    measured = baseline_epochs is not None and plateau_epochs is not None
+    return {"id": PLATEAU, "holds": baseline_epochs >= plateau_epochs if measured else None,
+            "requirement": "the Baseline at its plateau: teacher.epochs >= the plateau on record "
+                           f"({'none on record' if plateau_epochs is None else f'{plateau_epochs} epochs'})",
+            "measured": {"epochs": baseline_epochs, "plateau_epochs": plateau_epochs},
+            "summary": f"{'not measured' if baseline_epochs is None else baseline_epochs} epochs"
+                       + ("" if plateau_epochs is None else f" (plateau {plateau_epochs})")}
+
+
+def preconditions(seed_metrics: dict[int, dict], baseline_epochs: int | None = None,
+                  plateau_epochs: int | None = None) -> dict[str, dict]:
+    """Each precondition with its measured values and whether it holds (``None``: not measured, so it does
+    not hold either)."""
+    return {GENERATOR: generator_follows_codes(seed_metrics),
+            PLATEAU: baseline_at_plateau(baseline_epochs, plateau_epochs)}
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -149,14 +197,15 @@ class Claim:
     metric: str
     measure: Callable[[dict], float | None]
     needs: str | None = None  # the metrics file of a switchable stage: its "not run" marker makes the verdict "not run"
+    requires: tuple[str, ...] = (GENERATOR,)  # preconditions (docs/claims_diagnosis.md 18)
 
 
 CLAIMS = (
     Claim("dgnet_vs_baseline", "f_prim + f_fine beats the Baseline (mAP)", "Table 3",
           "+12.4 mAP on average over Market-1501, DukeMTMC-reID, MSMT17 (86.0 vs 74.5 on Market)",
-          "mAP(f_prim + f_fine) - mAP(Baseline), pp", dgnet_vs_baseline),
+          "mAP(f_prim + f_fine) - mAP(Baseline), pp", dgnet_vs_baseline, requires=(GENERATOR, PLATEAU)),
     Claim("prim_vs_baseline", "f_prim beats the Baseline", "Table 3", "84.4 vs 74.5 mAP on Market",
-          "mAP(f_prim) - mAP(Baseline), pp", prim_vs_baseline),
+          "mAP(f_prim) - mAP(Baseline), pp", prim_vs_baseline, requires=(GENERATOR, PLATEAU)),
     Claim("combined_vs_prim", "f_prim + f_fine beats f_prim", "Table 3", "86.0 vs 84.4 mAP on Market",
           "mAP(f_prim + f_fine) - mAP(f_prim), pp", combined_vs_prim),
     Claim("e2e_vs_offline", "end-to-end training beats offline generation", "Section 4.2",
@@ -173,18 +222,20 @@ CLAIMS = (
     Claim("id_clothing", "without identity supervision the clothing colour is wrong more often", "Figure 4",
           "w/o id: clothing colours change (Figure 4)",
           "clothing colour follows the appearance source: DG-Net - w/o id, pp (ground-truth probe)", id_clothing,
-          needs="train_dgnet_noid"),
+          needs="train_dgnet_noid", requires=()),  # it measures the code following itself
     Claim("disentangle", "clothing follows the appearance code, camera/background the structure code",
           "Table 1, Figures 1 and 6", "qualitative (Figures 1, 6)",
           "min(clothing: follows appearance - follows structure; camera: follows structure - follows appearance), pp",
-          disentangle),
+          disentangle, requires=()),  # it measures the code following itself
     Claim("transfer", "DG-Net transfers across domains better than the Baseline",
           "Table 9 (our synthetic A -> B analogue)", "DG-Net's direct transfer beats prior work (Table 9)",
-          "mAP on domain B after training on A: DG-Net - Baseline, pp", transfer, needs="transfer"),
+          "mAP on domain B after training on A: DG-Net - Baseline, pp", transfer, needs="transfer",
+          requires=(GENERATOR, PLATEAU)),
 )
 
 ALPHA = 0.05  # one-sided significance level
 NOT_RUN = "not run"  # the verdict of a claim whose stage the configuration switched off
+NOT_TESTABLE = "not testable here"  # the verdict of a claim whose precondition does not hold
 MIN_SEEDS = 3
 RULE = ("A claim is measured as a paired difference per seed (ours minus what it should beat; positive = as the "
         "paper says), and each measurement is one claim. With at least three seeds, a one-sided one-sample "
@@ -192,7 +243,10 @@ RULE = ("A claim is measured as a paired difference per seed (ours minus what it
         "\"difference > 0\", **not reproduced** when p < 0.05 for \"difference < 0\", **inconclusive** "
         "otherwise (the difference is inside the seed noise). With fewer seeds a claim is \"inconclusive "
         "(n seeds)\". `p` in the table is the one-sided p-value for \"difference > 0\"; `t` = mean / "
-        "(std / sqrt(n)).")
+        "(std / sqrt(n)). Before the test, each claim's preconditions (what must hold for it to test the "
+        "paper's mechanism: the generator follows its codes, the Baseline at its plateau) are measured: where "
+        "one does not hold, or could not be measured, the claim is **not testable here**, whatever its t-test "
+        "says (its numbers are still shown); a stage switched off by the configuration reads **not run**.")
 
 
 def t_test(values: list[float]) -> tuple[float | None, float | None]:
@@ -206,7 +260,10 @@ def t_test(values: list[float]) -> tuple[float | None, float | None]:
     return t, float(scipy_stats.t.sf(t, df=len(values) - 1))
 
 
-def verdict(values: list[float]) -> str:
+def verdict(values: list[float], preconditions_hold: bool = True) -> str:
+    """The t-test rule; ``"not testable here"`` when a precondition of the claim does not hold."""
+    if not preconditions_hold:
+        return NOT_TESTABLE
     if len(values) < MIN_SEEDS:
         return f"inconclusive ({len(values)} seed{'' if len(values) == 1 else 's'})"
     _, p = t_test(values)
@@ -218,9 +275,9 @@ def verdict(values: list[float]) -> str:
 
 
 def verdict_counts(card: dict) -> dict[str, int]:
-    """How many claims got each verdict ("inconclusive (n seeds)" counts as inconclusive; "not run": switched
-    off by the configuration)."""
-    kinds = ("reproduced", "not reproduced", "inconclusive", NOT_RUN)
+    """How many claims got each verdict ("inconclusive (n seeds)" counts as inconclusive; "not testable here":
+    a precondition does not hold; "not run": switched off by the configuration)."""
+    kinds = ("reproduced", "not reproduced", "inconclusive", NOT_TESTABLE, NOT_RUN)
     return {k: sum(r["verdict"].split(" (")[0] == k for r in card["claims"]) for k in kinds}
 
 
@@ -246,9 +303,12 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None = None) -> dict:
+def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None = None,
+              baseline_epochs: int | None = None, plateau_epochs: int | None = None) -> dict:
     """The ``claims.json`` document for the measurements of each seed (``machine``: :func:`machine`'s record
-    of where they were made)."""
+    of where they were made; ``baseline_epochs``: the run's ``teacher.epochs``, ``plateau_epochs``: the
+    plateau on record for its data set, :data:`PLATEAU_EPOCHS`)."""
+    checks = preconditions(seed_metrics, baseline_epochs, plateau_epochs)
     rows = []
     for c in CLAIMS:
         per_seed = {seed: c.measure(m) for seed, m in seed_metrics.items()}
@@ -259,8 +319,10 @@ def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None =
                 "n_seeds": len(values), "values": values,
                 "seeds": [s for s, v in per_seed.items() if v is not None]}
         off = [r for m in seed_metrics.values() if c.needs and (r := switches.not_run(m.get(c.needs)))]
+        needed = [checks[r] for r in c.requires]
         row = {"id": c.id, "claim": c.claim, "source": c.source, "paper": c.paper, "metric": c.metric,
-               "ours": ours, "verdict": verdict(values)}
+               "ours": ours, "preconditions": needed,
+               "verdict": verdict(values, all(n["holds"] for n in needed))}
         if off and not values:  # switched off by the configuration (sweep.alphas: [], sweep.without_id: false, ...)
             row.update(verdict=NOT_RUN, reason=off[0])
         rows.append(row)
@@ -270,6 +332,14 @@ def scorecard(seed_metrics: dict[int, dict], config: str, machine: dict | None =
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _status(holds: bool | None) -> str:
+    return {True: "holds", False: "fails", None: "not measured"}[holds]
+
+
+def _preconditions_cell(needed: list[dict]) -> str:
+    return "; ".join(f"`{p['id']}` {p['summary']}: {_status(p['holds'])}" for p in needed) or "none"
 
 
 def _machine_sentence(m: dict) -> str:
@@ -299,14 +369,17 @@ def markdown(card: dict) -> str:
         "",
         f"**{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
         f"{counts['inconclusive']} inconclusive"
+        + (f", {counts[NOT_TESTABLE]} not testable here (a precondition does not hold)" if counts[NOT_TESTABLE]
+           else "")
         + (f", {counts[NOT_RUN]} not run (switched off by the configuration)" if counts[NOT_RUN] else "") + ".**",
         "",
         "Rule: " + card["rule"],
         "",
         _machine_sentence(card.get("machine") or {}),
         "",
-        "| id | claim | source | paper (quoted) | ours: mean ± std (n) | t | p | per seed | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| id | claim | source | paper (quoted) | ours: mean ± std (n) | t | p | per seed | preconditions (measured) "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in card["claims"]:
         o = r["ours"]
@@ -317,9 +390,15 @@ def markdown(card: dict) -> str:
                     or r.get("reason", "not measured"))
         lines.append(f"| `{r['id']}` | {r['claim']} | {r['source']} | {r['paper']} | "
                      f"{_num(o['mean'])} ± {spread} ({o['n_seeds']}) | {t} | {p} | {per_seed} | "
-                     f"**{r['verdict']}** |")
+                     f"{_preconditions_cell(r.get('preconditions', []))} | **{r['verdict']}** |")
     lines += ["", "Metrics (each a paired difference, positive = as the paper says):", ""]
     lines += [f"- `{r['id']}`: {r['metric']}" for r in card["claims"]]
+    shown = {p["id"]: p for r in card["claims"] for p in r.get("preconditions", [])}
+    if shown:
+        lines += ["", "Preconditions (what must hold for a claim to test the paper's mechanism; "
+                  "[docs/claims_diagnosis.md](../docs/claims_diagnosis.md), section 18):", ""]
+        lines += [f"- `{p['id']}`: {p['requirement']}; measured: {p['summary']}: **{_status(p['holds'])}**"
+                  for p in shown.values()]
     lines.append("")
     return "\n".join(lines)
 
@@ -377,5 +456,5 @@ def write_scorecard(card: dict, md_path: str | Path, json_path: str | Path,
     io.write_text(md_path, text)
 
 
-__all__ = ["CLAIMS", "RULE", "follow_rates", "load_seed_metrics", "machine", "markdown", "scorecard", "seed_table",
-           "t_test", "verdict", "verdict_counts", "write_scorecard"]
+__all__ = ["CLAIMS", "PLATEAU_EPOCHS", "RULE", "follow_rates", "load_seed_metrics", "machine", "markdown",
+           "preconditions", "scorecard", "seed_table", "t_test", "verdict", "verdict_counts", "write_scorecard"]
