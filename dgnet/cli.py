@@ -9,6 +9,7 @@ together::
     dgnet --help
     dgnet config use market1501 --data-root /data/Market-1501-v15.09.15
     dgnet data synth --out data/synth_a --ids 120 --seed 0
+    dgnet env
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dgnet.errors import run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dgnet import config_commands, eval_commands, rehearse, train_commands, tune_commands
+    from dgnet import config_commands, environment, eval_commands, rehearse, train_commands, tune_commands
     from dgnet.data import commands as data_commands
     from dgnet.models import commands as model_commands
     from dgnet.toolkit import commands as toolkit_commands
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dgnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (config_commands, data_commands, model_commands, train_commands, eval_commands,
-                   toolkit_commands, tune_commands, rehearse):
+                   toolkit_commands, tune_commands, rehearse, environment):
         module.add_commands(sub)
     return parser
 

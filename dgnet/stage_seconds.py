@@ -7,6 +7,12 @@ the interpreter's start, to ``reports/stage_seconds/STAGE.json``. The
 default step's seconds per iteration measured on the same machine
 (:func:`dgnet.train.speed.default_step_seconds`): the graph's cost in
 *default-step equivalents*, comparable across machines that differ in speed.
+
+Seconds change on every run, so under DVC they are kept out of the stages'
+outputs (whose hashes ``dvc.lock`` records): :func:`write_metrics` writes a
+metrics JSON without its seconds and moves them to
+``reports/stage_seconds/moved/<the output's path>``; :func:`read_metrics`
+puts them back for the ``timings`` stage.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 FOLDER = Path("reports/stage_seconds")
+MOVED = FOLDER / "moved"
+VOLATILE = ("train_seconds", "seconds_per_iteration", "step_seconds_median", "seconds")  # top-level keys
 NOT_COUNTED = ("timings", "report")  # they run after the count is taken
 
 
@@ -41,9 +49,45 @@ def record() -> None:
         return
     from dgnet import io
 
+    from dgnet.tracking import git_commit
+
     io.write_json(Path(root) / FOLDER / f"{stage}.json",
                   {"stage": stage, "wall_seconds": round(process_seconds(), 1),
-                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git_commit": git_commit(root)})
+
+
+def moved_path(path: str | Path) -> Path | None:
+    """Where the seconds of the output ``path`` go: ``MOVED/<path from the repository root>``
+    (the root is ``DVC_ROOT``, else the working folder); None for a path outside it."""
+    root = Path(os.environ.get("DVC_ROOT") or ".").resolve()
+    try:
+        return root / MOVED / Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None
+
+
+def write_metrics(path: str | Path, doc: dict[str, Any]) -> None:
+    """Write a stage's metrics JSON; under DVC its :data:`VOLATILE` keys go to their own file."""
+    from dgnet import io
+
+    moved = moved_path(path) if os.environ.get("DVC_STAGE") else None
+    volatile = {k: doc[k] for k in VOLATILE if k in doc}
+    if moved is None or not volatile:
+        io.write_json(path, doc)
+        return
+    io.write_json(path, {k: v for k, v in doc.items() if k not in volatile})
+    io.write_json(moved, volatile)
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """A metrics JSON with its moved seconds (if any) put back."""
+    import json
+
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    moved = moved_path(path)
+    if moved is not None and moved.is_file():
+        doc.update(json.loads(moved.read_text(encoding="utf-8")))
+    return doc
 
 
 def graph_stages(dvc_yaml: dict, params: dict) -> list[str]:

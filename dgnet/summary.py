@@ -17,12 +17,11 @@ Timings go to a separate flat file (``reports/metrics/timings.json``), so
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from dgnet import io
+from dgnet import io, stage_seconds
 
 COLUMNS = ("mAP", "rank1")
 TABLE3_ROWS = {"baseline": "baseline", "f_prim": "f_prim", "f_fine": "f_fine", "f_prim+f_fine": "f_prim_f_fine"}
@@ -81,7 +80,7 @@ def timings(files: dict[str, Any]) -> dict[str, float]:
 
 def load_metrics(folder: str | Path) -> dict[str, Any]:
     """Every ``*.json`` of ``folder`` by file name (without ``.json``)."""
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(folder).glob("*.json"))}
+    return {p.stem: stage_seconds.read_metrics(p) for p in sorted(Path(folder).glob("*.json"))}
 
 
 def write_timings(metrics_dir: str | Path, timings_path: str | Path, graph: dict[str, Any] | None = None

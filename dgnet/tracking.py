@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from dgnet import environment
 from dgnet.config import TrackingConfig, flatten
 from dgnet.errors import Interrupted, UserError
 from dgnet.locking import exclusive_lock
@@ -353,7 +354,8 @@ def start_run(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_server(cfg.uri)
     mlflow.set_tracking_uri(cfg.uri)
-    all_tags = _run_tags(run_name, params, tags)
+    env = environment.describe()
+    all_tags = {**_run_tags(run_name, params, tags), **environment.tags(env)}
     parent = None
     with store_lock(cfg.uri):
         experiment = mlflow.set_experiment(cfg.experiment)
@@ -371,6 +373,7 @@ def start_run(
                                   experiment_id=experiment.experiment_id)
         try:
             run = Run(mlflow, active.info.run_id)
+            mlflow.log_dict(env, "environment.json")
             if params:
                 run.log_params(params)
             yield run

@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from dgnet import io, switches
+from dgnet import io, stage_seconds, switches
 from dgnet.config import load_config
 from dgnet.errors import run_guarded
 from dgnet.eval import disentangle
@@ -39,7 +39,7 @@ def main() -> None:
                                     epochs=cfg.probe.epochs, probe_ids=cfg.probe.ids, device=cfg.runtime.device,
                                     progress=not args.quiet, probe_width=cfg.probe.width)
     disentangle.save_probe(probe, OUT)
-    io.write_json("reports/metrics/train_probe.json",
+    stage_seconds.write_metrics("reports/metrics/train_probe.json",
                   {**probe.trained_on, "train_seconds": round(time.perf_counter() - began, 2)})
     print(f"{OUT}: {probe.trained_on['images']} images of {probe.trained_on['ids']} identities, "
           f"{probe.trained_on['epochs']} epochs")

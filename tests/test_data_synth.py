@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -212,15 +213,20 @@ def test_prepare_data_synthetic_writes_both_domains(tmp_path):
     assert index["layout"] == "synthetic" and index["counts"]["query"] == result["query"]
 
 
-def test_prepare_pipeline_main(tmp_path, monkeypatch):
+def _prepare_stage():
     import importlib.util
-
-    from dgnet.errors import run_guarded
 
     spec = importlib.util.spec_from_file_location(
         "prepare_stage", Path(__file__).resolve().parent.parent / "pipelines" / "prepare.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
+    return stage
+
+
+def test_prepare_pipeline_main(tmp_path, monkeypatch):
+    from dgnet.errors import run_guarded
+
+    stage = _prepare_stage()
     monkeypatch.chdir(tmp_path)
     params = {"data": {"root": "data/prepared/synth_a", "synth": {**TINY.__dict__}}}
     Path("params.yaml").write_text(yaml.safe_dump(params))
@@ -235,3 +241,32 @@ def test_prepare_pipeline_main(tmp_path, monkeypatch):
     # a real layout with a broken root: one error line, non-zero exit
     Path("params.yaml").write_text(yaml.safe_dump({"data": {"layout": "duke", "root": "missing"}}))
     assert run_guarded(lambda: stage.main([])) == 2
+
+
+# sha256 over (path, bytes) of data/prepared and reports/metrics/data.json after `prepare` on TINY
+PREPARED_SHA256 = "7318a513f0cbb03e1aa077c37564dc03b0453e6fa5521477d1ce571a01d41126"
+
+
+def _tree_sha256(root: Path, paths: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        files = [root / path] if (root / path).is_file() else sorted(p for p in (root / path).rglob("*") if p.is_file())
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def test_prepare_writes_the_same_bytes_in_any_folder_and_they_are_pinned(tmp_path, monkeypatch):
+    """Two fresh folders, the same bytes; a changed byte (code, NumPy, Pillow, the CPU's SIMD) fails the pin."""
+    stage = _prepare_stage()
+    data, figures = [], []
+    for folder in (tmp_path / "one", tmp_path / "two" / "deeper"):
+        folder.mkdir(parents=True)
+        monkeypatch.chdir(folder)
+        Path("params.yaml").write_text(yaml.safe_dump({"data": {"root": "data/prepared/synth_a",
+                                                                "synth": {**TINY.__dict__}}}))
+        assert stage.main([]) == 0
+        data.append(_tree_sha256(folder, ("data/prepared", "reports/metrics/data.json")))
+        figures.append(_tree_sha256(folder, ("reports/figures/synth_examples.png",)))
+    assert data[0] == data[1] and figures[0] == figures[1]
+    assert data[0] == PREPARED_SHA256

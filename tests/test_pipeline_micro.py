@@ -171,6 +171,9 @@ def test_forced_retraining_of_the_teacher_gives_the_same_bytes_and_reruns_nothin
     changed = {line.rstrip(":").strip() for line in status.splitlines()
                if line and not line[0].isspace() and "up to date" not in line}
     assert changed <= {"timings"}, status  # identical files; only the seconds differ
+    # git sees the same: every rewritten output has the same bytes; the seconds are files of their own
+    porcelain = _run(["git", "status", "--porcelain", "--untracked-files=all"], repo, env).stdout
+    assert porcelain and all(line[3:].startswith("reports/stage_seconds/") for line in porcelain.splitlines()), porcelain
 
 
 def test_each_dvc_invocation_is_one_mlflow_parent_run_with_its_stages_as_children(micro_repo):

@@ -62,3 +62,28 @@ def test_the_graph_cost_adds_each_stage_of_the_current_graph_over_the_default_st
     assert cost["stage_wall_seconds"] == {"prepare": 30.0, "replicate@1": 10.0}
     assert cost["stages_without_a_record"] == ["replicate@2"]
     assert (cost["graph_wall_seconds"], cost["default_step_equivalents"]) == (40.0, 80)
+
+
+def test_under_dvc_the_seconds_leave_the_outputs_and_timings_read_them_back(tmp_path, monkeypatch):
+    from dgnet import stage_seconds
+
+    monkeypatch.chdir(tmp_path)
+    doc = {"iterations": 6, "train_seconds": 12.5, "seconds": {"total": 4.0}}
+    stage_seconds.write_metrics("reports/metrics/train_x.json", doc)  # outside DVC: written whole
+    assert json.loads((tmp_path / "reports/metrics/train_x.json").read_text()) == doc
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_STAGE", "train_x")
+    stage_seconds.write_metrics("reports/metrics/train_x.json", doc)
+    stage_seconds.write_metrics("reports/metrics/train_y.json", {**doc, "train_seconds": 99.0})
+    assert json.loads((tmp_path / "reports/metrics/train_x.json").read_text()) == {"iterations": 6}
+    moved = tmp_path / stage_seconds.MOVED / "reports/metrics/train_x.json"
+    assert json.loads(moved.read_text()) == {"train_seconds": 12.5, "seconds": {"total": 4.0}}
+    # the same run again: the output's bytes do not change, only the moved seconds
+    before = (tmp_path / "reports/metrics/train_x.json").read_bytes()
+    stage_seconds.write_metrics("reports/metrics/train_x.json", {**doc, "train_seconds": 13.0})
+    assert (tmp_path / "reports/metrics/train_x.json").read_bytes() == before
+
+    timings = summary.write_timings("reports/metrics", "reports/metrics/timings.json")
+    assert timings["train_x.train_seconds"] == 13.0 and timings["train_y.train_seconds"] == 99.0
+    assert timings["train_x.seconds.total"] == 4.0

@@ -413,7 +413,10 @@ def _illuminate(img: np.ndarray, cv: _Canvas, cam: Camera, rng: np.random.Genera
     brightness = cam.brightness * float(rng.uniform(0.72, 1.22))
     gain = cam.gain * (1 + rng.normal(0, 0.04, 3)).astype(np.float32)
     grad = 1 + 0.25 * cam.light_side * (cv.xx / cv.w - 0.5)
-    out = np.clip(img * gain * brightness * grad[..., None], 0, 1) ** cam.gamma
+    # NumPy's power runs different SIMD code on AVX-512 and AVX2 CPUs, which differ in float32's last
+    # bits (and so, now and then, in a JPEG's bytes); in float64, rounded to float32, they agree
+    lit = np.clip(img * gain * brightness * grad[..., None], 0, 1)
+    out = (lit.astype(np.float64) ** cam.gamma).astype(np.float32)
     blurred = bool(rng.random() < cam.blur_p)
     if blurred:  # separable [1, 2, 1] / 4, once or twice
         for _ in range(int(rng.integers(1, 3))):

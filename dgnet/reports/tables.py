@@ -1,20 +1,21 @@
 """Report tables: Markdown for people, CSV for tools, each with an honest header.
 
-Every table says which data set and configuration it was measured on, the git
-commit and the date; numbers quoted from the paper are kept in a separate,
+Every table says which data set and configuration it was measured on and the
+lock file of the environment (its sha256); nothing that changes from run to
+run (the time, the commit) goes into a table, so an unchanged rerun writes the
+same bytes: each stage's MLflow run and ``reports/stage_seconds/`` hold those. Numbers quoted from the paper are kept in a separate,
 clearly marked table and never mixed into the measured rows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 
-from dgnet import io
+from dgnet import io, lockfile
 from dgnet.config import Config
-from dgnet.tracking import git_commit
+from dgnet.environment import REPO_LOCK
 
 def data_description(cfg: Config) -> str:
     if cfg.data.layout == "synthetic":
@@ -24,15 +25,19 @@ def data_description(cfg: Config) -> str:
     return f"{cfg.data.layout} at `{cfg.data.root}`"
 
 
+def lock_line() -> str:
+    lock = f"`{REPO_LOCK.name}` sha256 `{lockfile.lock_hash(REPO_LOCK)[:16]}`" if REPO_LOCK.is_file() else "no lock file"
+    return f"Environment: {lock} (`dgnet env`); commit and time: each stage's MLflow run, `reports/stage_seconds/`"
+
+
 def header(title: str, cfg: Config, note: str = "") -> str:
-    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# {title}",
         "",
         f"- **Measured here** on: {data_description(cfg)}",
         f"- Configuration: `{cfg.name}` ({cfg.data.height}x{cfg.data.width} input, backbone "
         f"`{cfg.model.backbone.arch}`, {cfg.train.iterations} DG-Net iterations, device `{cfg.runtime.device}`)",
-        f"- Git commit: `{git_commit()}`; written {today}",
+        f"- {lock_line()}",
     ]
     if note:
         lines.append(f"- {note}")

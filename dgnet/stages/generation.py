@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from dgnet import switches
+from dgnet import stage_seconds, switches
 from dgnet.data.layouts import Sample
 from dgnet.data.transforms import normalize
 from dgnet.eval.generation import (FD_TEACHER, GENERATION_SEED, load_generated_images, load_generator,
@@ -270,7 +270,7 @@ def _generation_eval(cfg, models, generated_dirs, paths, inception_weights, seed
                "generated_dirs": {n: str(generated_dirs[n]) for n in generated},
                "fid_inception_available": fid_model.available, "fid_inception_note": fid_model.note}
     metrics = _json_safe(metrics)
-    io.write_json(paths.metrics, metrics)
+    stage_seconds.write_metrics(paths.metrics, metrics)
 
     with tracking.start_run(cfg.tracking, "generation_eval", params=config_to_dict(cfg),
                             tags={"config": cfg.name}) as run:

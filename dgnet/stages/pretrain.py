@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from dgnet import io, tracking
+from dgnet import io, stage_seconds, tracking
 from dgnet.checkpoint import load as load_checkpoint_state
 from dgnet.config import Config, config_to_dict
 from dgnet.data.loading import load_training_set
@@ -66,7 +66,7 @@ def run_pretrain(cfg: Config, data_root: str | Path, weights_path: str | Path, m
     io.save_checkpoint(weights_path, {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()})
     metrics = {"ids": data.num_classes, "images": int(data.images.shape[0]), "epochs": p.epochs,
                "train_seconds": round(seconds, 1), "weights": str(weights_path)}
-    io.write_json(metrics_path, metrics)
+    stage_seconds.write_metrics(metrics_path, metrics)
     return metrics
 
 
@@ -92,7 +92,7 @@ def run_pretrain_generator(cfg: Config, data_root: str | Path, weights_path: str
     metrics = {"ids": data.num_classes, "images": int(data.images.shape[0]), "iterations": result.iterations,
                "train_seconds": round(result.seconds, 1), "step_seconds_median": result.step_seconds_median,
                **result.last_losses, "weights": str(weights_path)}
-    io.write_json(metrics_path, metrics)
+    stage_seconds.write_metrics(metrics_path, metrics)
     return metrics
 
 

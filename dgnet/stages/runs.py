@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from dgnet import io, tracking
+from dgnet import io, stage_seconds, tracking
 from dgnet.checkpoint import load_teacher
 from dgnet.config import Config, config_to_dict
 from dgnet.data.loading import load_training_set, test_sets
@@ -55,7 +55,7 @@ def train_teacher_run(cfg: Config, ckpt_path: str | Path, info_path: str | Path 
                 "train_ids": data.num_classes}
         run.log_metrics({"train_seconds": info["train_seconds"]})
     if info_path:
-        io.write_json(info_path, info)
+        stage_seconds.write_metrics(info_path, info)
     return info
 
 
@@ -82,7 +82,7 @@ def run_teacher(cfg: Config, ckpt_path: str | Path, metrics_path: str | Path, pr
     io.require_writable(ckpt_path, metrics_path)
     info = train_teacher_run(cfg, ckpt_path, None, progress, run_name)
     metrics = {**evaluate_teacher_run(cfg, ckpt_path, None, run_name=f"evaluate_{run_name}"), **info}
-    io.write_json(metrics_path, metrics)
+    stage_seconds.write_metrics(metrics_path, metrics)
     return metrics
 
 
@@ -145,7 +145,7 @@ def run_dgnet(
         run.tag_model(result.checkpoint)
     if curve_path is not None:
         io.write_text(curve_path, run.curve_csv())
-    io.write_json(metrics_path, metrics)
+    stage_seconds.write_metrics(metrics_path, metrics)
     return metrics
 
 
@@ -172,7 +172,7 @@ def train_offline_run(cfg: Config, generator_path: str | Path, teacher_path: str
         run.tag_model(ckpt_path)
         info = {"train_seconds": time.perf_counter() - began, "generated_images": len(rows)}
         run.log_metrics({"train_seconds": info["train_seconds"]})
-    io.write_json(info_path, info)
+    stage_seconds.write_metrics(info_path, info)
     return info
 
 
