@@ -27,7 +27,8 @@ def _commands(text: str) -> list[list[str]]:
     found, current = [], []
     for token in [*lexer, ";"]:
         if token in SEPARATORS:
-            while current and current[0] in ("do", "then", "else", "time", "("):
+            while current and (current[0] in ("do", "then", "else", "time", "(")
+                               or re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", current[0])):  # keywords, VAR=value
                 current = current[1:]
             if current and current[0] == "dgnet":
                 found.append(current[1:])
@@ -93,6 +94,7 @@ def test_every_quoted_dgnet_command_parses(where, argv):
 
 def test_a_misspelt_command_is_caught():
     assert _commands("dgnet train --rezume && ls  # dgnet x") == [["train", "--rezume"]]
+    assert _commands("for i in 1 2; do CUDA_VISIBLE_DEVICES=$i dgnet tune x & done") == [["tune", "x"]]
     assert "unrecognized arguments: --rezume" in _parse_error(["train", "--rezume"])
 
 
