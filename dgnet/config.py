@@ -560,7 +560,11 @@ __all__ = [
 
 def apply_overrides(config: Config, assignments: list[str]) -> Config:
     """``["train.alpha=0.5", "train.feed_generated=false"]`` -> a new, validated config."""
-    data = config_to_dict(config)
+    return config_from_dict(set_keys(config_to_dict(config), assignments))
+
+
+def set_keys(data: dict, assignments: list[str]) -> dict:
+    """Set each ``KEY=VALUE`` (a dotted key that ``data`` already has; the value read as YAML) in ``data``."""
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep:
@@ -574,4 +578,4 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
         if leaf not in node:
             raise ConfigError(f"{key}: unknown key")
         node[leaf] = yaml_load(text)
-    return config_from_dict(data)
+    return data

@@ -2,6 +2,7 @@
 
     dgnet config use market1501 --data-root /data/Market-1501-v15.09.15
     dgnet config use default
+    dgnet config use micro --set train.iterations=12
     dgnet config check [params.yaml]
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from dgnet import io
-from dgnet.config import PRESET_CHAIN, config_from_dict, load_config, preset_dict
+from dgnet.config import PRESET_CHAIN, config_from_dict, load_config, preset_dict, set_keys
 
 HEADER = (
     "# Written by `dgnet config use {name}`; every key is documented in configs/default.yaml.\n"
@@ -20,19 +21,21 @@ HEADER = (
 )
 
 
-def use_preset(name: str, out: Path, data_root: str | None = None, device: str | None = None) -> dict:
+def use_preset(name: str, out: Path, data_root: str | None = None, device: str | None = None,
+               overrides: list[str] | None = None) -> dict:
     params = preset_dict(name)
     if data_root is not None:
         params["data"]["root"] = data_root
     if device is not None:
         params.setdefault("runtime", {})["device"] = device
+    set_keys(params, overrides or [])
     config_from_dict(params)
     io.write_text(out, HEADER.format(name=name) + yaml.safe_dump(params, sort_keys=False))
     return params
 
 
 def _use(args) -> int:
-    use_preset(args.name, Path(args.params), args.data_root, args.device)
+    use_preset(args.name, Path(args.params), args.data_root, args.device, args.set)
     print(f"{args.params}: now the {args.name!r} configuration")
     return 0
 
@@ -52,6 +55,8 @@ def add_commands(sub) -> None:
     use.add_argument("--data-root", help="data-set root (real data sets)")
     use.add_argument("--device", help="runtime.device, e.g. cuda or cpu")
     use.add_argument("--params", default="params.yaml")
+    use.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="change one key of the written configuration (repeatable), e.g. train.iterations=12")
     use.set_defaults(func=_use)
     check = csub.add_parser("check", help="validate a params file")
     check.add_argument("params", nargs="?", default="params.yaml")

@@ -104,6 +104,17 @@ def test_use_preset_writes_a_valid_params_file(tmp_path):
     assert cfg.name == "duke"
 
 
+def test_use_preset_sets_keys_in_the_written_file_and_refuses_an_unknown_one(tmp_path):
+    out = tmp_path / "params.yaml"
+    use_preset("market1501", out, overrides=["train.iterations=12", "sweep.seeds=[]", "model.backbone.arch=small"])
+    cfg = load_config(out)
+    assert cfg.train.iterations == 12 and cfg.sweep.seeds == () and cfg.model.backbone.arch == "small"
+    assert cfg.data.layout == "market1501"
+    with pytest.raises(ConfigError, match="train.iterationz: unknown key"):
+        use_preset("market1501", tmp_path / "other.yaml", overrides=["train.iterationz=12"])
+    assert not (tmp_path / "other.yaml").exists()
+
+
 def test_presets_only_override_known_keys():
     # every preset file must merge into a valid config (a typo would raise)
     for name in PRESET_CHAIN:

@@ -29,7 +29,7 @@ def evaluate_variants(cfg: Config, checkpoints: dict[str, str | Path], progress:
 
 
 def beta_sweep(cfg: Config, checkpoint_path: str | Path, betas, progress: bool = True) -> list[dict]:
-    """Rank@1 and mAP of ``[f_prim, beta f_fine]`` for each beta, from one feature extraction."""
+    """Rank@1 and mAP of ``[f_prim, sqrt(beta) f_fine]`` for each beta, from one feature extraction."""
     sets = {f"beta={b:g}": dgnet_feature(float(b)) for b in betas}
     metrics = evaluate_on(cfg, checkpoint_path, progress, feature_sets=sets)
     return [{"beta": float(b), "rank1": metrics[f"beta={b:g}"]["rank1"], "mAP": metrics[f"beta={b:g}"]["mAP"]}

@@ -346,8 +346,13 @@ def _machine_sentence(m: dict) -> str:
     if not m:
         return "Machine: not recorded."
     if "training_threads" in m:
-        each = "torch's default threads" if m["training_threads"] == 0 else f"{m['training_threads']} thread(s)"
-        threads = f"trainings on {each}, {m['parallel_trainings']} side by side"
+        parallel = m["parallel_trainings"]
+        if m["training_threads"]:
+            threads = f"trainings on {m['training_threads']} thread(s) each, up to {parallel} side by side"
+        else:  # runtime.threads 0: the cores shared out among side-by-side trainings (train.parallel)
+            share = max(1, (m["cpu_count"] or 1) // max(1, parallel))
+            threads = (f"a training alone on torch's default threads, {share} thread(s) each when {parallel} "
+                       "run side by side")
     else:
         threads = f"{m['torch_threads']} torch threads"
     return (f"Machine of the report stage (in one `dvc repro`, the machine of every training): {m['cpu']} "

@@ -79,7 +79,8 @@ def run_table3(cfg: Config, checkpoint_path, teacher_metrics_path, metrics_path,
         frame = table3_frame(baseline, result["metrics"])
         write_table(md_path, csv_path, "Table 3: the primary and fine-grained features", cfg, frame,
                     quoted=PAPER_TABLE3,
-                    note=f"Percent; {cfg.eval.ap} AP; test feature [f_prim, beta f_fine] with beta = "
+                    note=f"Percent; {cfg.eval.ap} AP; test feature [f_prim, sqrt(beta) f_fine] "
+                         f"(scores s_prim + beta s_fine) with beta = "
                          f"{cfg.eval.beta}; re-ranking {'on' if cfg.eval.rerank else 'off'}.")
         save_rank_list(cfg, result, "f_prim+f_fine", figure_path)
         run.log_artifact(md_path)
