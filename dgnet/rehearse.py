@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from dgnet import io, switches
+from dgnet import io, preflight, switches
 from dgnet.config import Config, apply_overrides, config_to_dict, load_config, replace
 from dgnet.data.layouts import ReidSplits, load_layout
 from dgnet.errors import PEAK_GPU_ENV, UserError
@@ -284,6 +284,7 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
     if not (project / "dvc.yaml").is_file():
         raise UserError(f"{project / 'dvc.yaml'}: not found; run `dgnet rehearse` from the project's root")
     real = apply_overrides(load_config(params), overrides or [])
+    preflight.check(real, str(params))
     real_test, real_train = _real_sizes(real)  # a missing data set: the layout's own error, before any work
     scratch = Path(tempfile.mkdtemp(prefix="dgnet-rehearse-", dir=workdir))
     try:
@@ -308,7 +309,7 @@ def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, rea
     if cfg.data.transfer_layout not in ("synthetic", switches.OFF):  # the second data set: sampled, or missing
         transfer = Path(cfg.data.transfer_root)
         transfer = transfer if transfer.is_absolute() else project / transfer
-        if transfer.is_dir():  # a missing one stays missing: the stages that need it say so
+        if transfer.is_dir():  # preflight refused a missing one
             sample["transfer"] = sample_dataset(cfg.data.transfer_layout, transfer, scratch / "data" / "sample_b",
                                                 ids)
             transfer = scratch / "data" / "sample_b"
