@@ -38,6 +38,7 @@ from dgnet.config import Config, apply_overrides, config_to_dict, load_config, r
 from dgnet.data.layouts import ReidSplits, load_layout
 from dgnet.errors import PEAK_GPU_ENV, UserError
 from dgnet.toolkit.checks import check_outputs
+from dgnet.train.parallel import killed_message
 
 FOLDER_LAYOUTS = ("market1501", "duke")  # the layouts a sample can be copied from (one folder per split)
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -353,7 +354,12 @@ def run_graph(stages: dict[str, dict], cwd: Path, env: dict, measure=None, progr
         r = StageResult(name, "ok" if code == 0 else "failed", round(seconds, 2), round(rss, 1),
                         _peak_gpu(cwd / ".peak_gpu"))
         written = written_since(cwd, before)
-        if code != 0:
+        for line in log.splitlines():  # a stage that ran its trainings one after another for memory says so
+            if line.startswith("trainings: "):
+                progress(f"{name:24s} {line}")
+        if code < 0:  # killed by a signal: no line of its own
+            r.error = killed_message(f"stage {name}", code, rss)
+        elif code != 0:
             r.error = _one_line_error(log)
         elif measure is not None:
             measure(r, written)
