@@ -20,7 +20,7 @@ def _refuse(cfg, path):
     raise UserError(f"{path}: refused on purpose")
 
 
-def _killed(cfg, mb):
+def _killed(cfg, mb, run_name=None):
     block = bytearray(mb * 2**20)  # touched: resident
     for i in range(0, len(block), 4096):
         block[i] = 1

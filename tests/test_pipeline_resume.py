@@ -59,7 +59,7 @@ def test_a_killed_dvc_repro_resumes_its_training_and_ends_byte_identical(tmp_pat
     assert metrics["iterations"] == 40 and metrics["iterations_trained"] < 40
     curve = (repo / "reports/curves/dgnet_warm.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in curve[1:]] == [str(s) for s in range(5, 41, 5)]  # the killed part too
-    assert not (repo / ".resume").exists()
+    assert not (repo / ".resume/models").exists()  # finished: nothing in progress
     resumed_digest = _digest(repo / "models/dgnet_warm/last.pt")
 
     again = _run(["dvc", "repro", "--force", "--single-item", "train_warm"], repo, env)  # uninterrupted

@@ -36,9 +36,12 @@ def _one_error_line(capsys) -> str:
 
 def _prepare(params: Path) -> int:
     """The `prepare` stage's script, in this process (its own run_guarded decides the exit code)."""
-    sys.argv = ["pipelines/prepare.py", "--params", str(params)]
-    with pytest.raises(SystemExit) as stop:
-        runpy.run_path(str(ROOT / "pipelines" / "prepare.py"), run_name="__main__")
+    argv, sys.argv = sys.argv, ["pipelines/prepare.py", "--params", str(params)]
+    try:
+        with pytest.raises(SystemExit) as stop:
+            runpy.run_path(str(ROOT / "pipelines" / "prepare.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
     return stop.value.code
 
 
