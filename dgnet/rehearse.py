@@ -2,7 +2,9 @@
 
     dgnet rehearse [--params params.yaml] [--ids 6] [--iterations 4] [--out rehearsal.json] [--set KEY=VALUE]
 
-Copies the pipeline into a scratch folder (the project's outputs are never
+First the preflight checks (dgnet/preflight.py: the device, the data roots,
+the ImageNet file) stop a configuration that cannot run here, one line each.
+Then it copies the pipeline into a scratch folder (the project's outputs are never
 touched), writes a few identities of the configured data set (and of the
 second one, for direct transfer) there in the same layout, and runs each stage's command of ``dvc.yaml`` in dependency order at
 the configuration's network sizes and input size, with a handful of
