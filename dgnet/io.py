@@ -17,8 +17,10 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import zipfile
+from collections import OrderedDict
 from io import BytesIO
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,10 +136,34 @@ def checkpoint_bytes(state: dict) -> bytes:
     Saving to a buffer fixes the zip's record prefix (``archive/``) whatever
     the file is called, so a checkpoint's hash depends on its content only
     (DVC then sees an unchanged output and reruns nothing downstream).
+    The state is saved in :func:`canonical` form, so a resumed run's state
+    gives the bytes of the uninterrupted run's.
     """
     buffer = BytesIO()
-    torch.save(state, buffer)
+    torch.save(canonical(state), buffer)
     return buffer.getvalue()
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every string interned and every container rebuilt.
+
+    Pickle writes an object seen before as a reference to it, by identity: a
+    key that is the same string object as an earlier one (e.g. an optimizer's
+    ``weight_decay`` and the config's, both interned names) is a reference in a
+    fresh run but a second copy after ``torch.load`` (unpickled strings are not
+    interned). Interned strings and fresh containers make the bytes depend on
+    the content only. Tensors are kept as they are (their sharing is content).
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if type(value) in (dict, OrderedDict):  # a state_dict is an OrderedDict with the modules' _metadata
+        out = type(value)((canonical(k), canonical(v)) for k, v in value.items())
+        if hasattr(value, "_metadata"):
+            out._metadata = canonical(value._metadata)
+        return out
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(canonical(v) for v in value)
+    return value
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

@@ -2,7 +2,9 @@
 
     dgnet rehearse [--params params.yaml] [--ids 6] [--iterations 4] [--out rehearsal.json] [--set KEY=VALUE]
 
-Copies the pipeline into a scratch folder (the project's outputs are never
+First the preflight checks (dgnet/preflight.py: the device, the data roots,
+the ImageNet file) stop a configuration that cannot run here, one line each.
+Then it copies the pipeline into a scratch folder (the project's outputs are never
 touched), writes a few identities of the configured data set (and of the
 second one, for direct transfer) there in the same layout, and runs each stage's command of ``dvc.yaml`` in dependency order at
 the configuration's network sizes and input size, with a handful of
@@ -33,11 +35,12 @@ from dataclasses import asdict, dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from dgnet import io, switches
+from dgnet import io, preflight, switches
 from dgnet.config import Config, apply_overrides, config_to_dict, load_config, replace
 from dgnet.data.layouts import ReidSplits, load_layout
 from dgnet.errors import PEAK_GPU_ENV, UserError
 from dgnet.toolkit.checks import check_outputs
+from dgnet.train.parallel import killed_message
 
 FOLDER_LAYOUTS = ("market1501", "duke")  # the layouts a sample can be copied from (one folder per split)
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -284,6 +287,7 @@ def rehearse(params: Path, project: Path, ids: int = MIN_IDS, iterations: int = 
     if not (project / "dvc.yaml").is_file():
         raise UserError(f"{project / 'dvc.yaml'}: not found; run `dgnet rehearse` from the project's root")
     real = apply_overrides(load_config(params), overrides or [])
+    preflight.check(real, str(params))
     real_test, real_train = _real_sizes(real)  # a missing data set: the layout's own error, before any work
     scratch = Path(tempfile.mkdtemp(prefix="dgnet-rehearse-", dir=workdir))
     try:
@@ -308,7 +312,7 @@ def _rehearse_in(scratch: Path, project: Path, real: Config, real_test: int, rea
     if cfg.data.transfer_layout not in ("synthetic", switches.OFF):  # the second data set: sampled, or missing
         transfer = Path(cfg.data.transfer_root)
         transfer = transfer if transfer.is_absolute() else project / transfer
-        if transfer.is_dir():  # a missing one stays missing: the stages that need it say so
+        if transfer.is_dir():  # preflight refused a missing one
             sample["transfer"] = sample_dataset(cfg.data.transfer_layout, transfer, scratch / "data" / "sample_b",
                                                 ids)
             transfer = scratch / "data" / "sample_b"
@@ -352,7 +356,12 @@ def run_graph(stages: dict[str, dict], cwd: Path, env: dict, measure=None, progr
         r = StageResult(name, "ok" if code == 0 else "failed", round(seconds, 2), round(rss, 1),
                         _peak_gpu(cwd / ".peak_gpu"))
         written = written_since(cwd, before)
-        if code != 0:
+        for line in log.splitlines():  # a stage that ran its trainings one after another for memory says so
+            if line.startswith("trainings: "):
+                progress(f"{name:24s} {line}")
+        if code < 0:  # killed by a signal: no line of its own
+            r.error = killed_message(f"stage {name}", code, rss)
+        elif code != 0:
             r.error = _one_line_error(log)
         elif measure is not None:
             measure(r, written)

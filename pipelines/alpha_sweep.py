@@ -38,7 +38,7 @@ def train(cfg) -> None:
                           ("models/teacher.pt", folder(alpha), f"{folder(alpha)}/samples.png",
                            f"{folder(alpha)}/train.json"),
                           dict(run_name=f"dgnet_alpha_{alpha:g}",
-                               init_from="models/dgnet_warm/last.pt"))
+                               init_from="models/dgnet_warm/last.pt", keep_progress=True))
                       for alpha in cfg.sweep.alphas])
 
 

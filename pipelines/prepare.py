@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dgnet import io
+from dgnet import io, preflight
 from dgnet.config import load_config
 from dgnet.data.commands import prepare_data
 from dgnet.errors import run_guarded
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     cfg = load_config(args.params)
+    preflight.check(cfg, args.params)  # the first stage: the whole run's device, weights and data, up front
     result = prepare_data(cfg.data, PREPARED_DIR, EXAMPLES_PNG, progress=sys.stderr.isatty())
     for warning in result.pop("warnings"):
         print(f"prepare: warning: {warning}", file=sys.stderr)

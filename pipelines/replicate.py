@@ -46,11 +46,11 @@ def train(cfg: Config, seed: int, progress: bool) -> None:
     def dgnet_job(name: str, variant_cfg: Config, init_from: Path | None = None) -> Job:
         return Job(run_dgnet, variant_cfg, (teacher, models / name, logs / f"samples_{name}.png",
                                             logs / f"train_{name}.json"),
-                   dict(progress=progress, run_name=f"{tag}/{name}", init_from=init_from))
+                   dict(progress=progress, run_name=f"{tag}/{name}", init_from=init_from, keep_progress=True))
 
     # the warm-up alone, then DG-Net and w/o feed from it side by side
     run_dgnet(warm_up_config(cfg), teacher, models / "dgnet_warm", logs / "samples_dgnet_warm.png",
-              logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm")
+              logs / "train_dgnet_warm.json", progress=progress, run_name=f"{tag}/dgnet_warm", keep_progress=True)
     run_side_by_side([dgnet_job("dgnet", cfg, warm_ckpt),
                       dgnet_job("dgnet_nofeed", replace(cfg, **{"train.feed_generated": False}), warm_ckpt)])
     train_offline_run(cfg, models / "dgnet_nofeed" / "last.pt", teacher, models / "generated_offline",

@@ -37,7 +37,7 @@ from dgnet.stages.runs import run_dgnet
 def job(cfg: Config, name: str, teacher: str, warm_start: str | None) -> Job:
     return Job(run_dgnet, cfg, (teacher, f"models/{name}", f"reports/figures/samples_{name}.png",
                                 f"reports/metrics/train_{name}.json"),
-               dict(run_name=name, init_from=warm_start, curve_path=f"reports/curves/{name}.csv"))
+               dict(run_name=name, init_from=warm_start, curve_path=f"reports/curves/{name}.csv", keep_progress=True))
 
 
 def main() -> None:

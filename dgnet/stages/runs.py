@@ -20,7 +20,9 @@ from dgnet.data.loading import load_training_set, test_sets
 from dgnet.errors import UserError
 from dgnet.eval import evaluate_model
 from dgnet.eval.generation import load_generated_images, load_generator, write_generated_set
+from dgnet.stages.resume import InProgress, training_inputs
 from dgnet.stages.table3 import evaluate_checkpoint
+from dgnet.train.distributed import is_main
 from dgnet.train.loop import train_dgnet
 from dgnet.train.offline import train_offline_reid
 from dgnet.train.samples import save_rows, swap_images
@@ -97,10 +99,13 @@ def run_dgnet(
     run_name: str = "train_dgnet",
     init_from: str | Path | None = None,
     curve_path: str | Path | None = None,
+    keep_progress: bool = False,
 ) -> dict:
     """Joint DG-Net training with generation grids and a metrics JSON (iterations, time, losses).
 
     ``curve_path``: a CSV of every logged training metric by step (``dvc plots``).
+    ``keep_progress`` (the DVC stages): keep each checkpoint under ``.resume/`` and continue a killed
+    run from there (:mod:`dgnet.stages.resume`).
     """
     io.require_writable(Path(out_dir) / "last.pt", figure_path, metrics_path, *([curve_path] if curve_path else []))
     if cfg.runtime.threads:
@@ -123,19 +128,32 @@ def run_dgnet(
 
     show_a = normalize(data.images[ids[:n]]).to(device)
     show_b = normalize(data.images[ids[n : 2 * n]]).to(device)
+    store = None
+    if keep_progress:
+        generator = None if cfg.train.generator_init == "scratch" else cfg.train.generator_init
+        inputs = training_inputs(cfg, data.samples, {"teacher": teacher_path, "warm-up checkpoint": init_from,
+                                                     "pre-trained generator": generator})
+        store = InProgress(out_dir, inputs, run_name)
+        resume = store.start() or resume
 
     with tracking.start_run(cfg.tracking, run_name, params=config_to_dict(cfg), tags={"config": cfg.name}) as run:
         run = tracking.Recorder(run)
         if init_from is not None:
             run.continue_from(init_from)  # the warm-up's curves, so this run's start at iteration 1
+        if store is not None and resume:
+            run.history.update(store.history())  # the killed run's curve up to its checkpoint
 
         def sample_hook(nets, iteration):
             save_rows(swap_images(nets, show_a, show_b), figure_path)
             run.log_artifact(figure_path, folder=f"samples/iter_{iteration:06d}")
 
+        def keep_checkpoint(nets, iteration):
+            if iteration % cfg.train.checkpoint_every == 0 and iteration < cfg.train.iterations and is_main():
+                store.keep(iteration, run.history)
+
         result = train_dgnet(cfg, data.images, data.labels, data.num_classes, teacher, out_dir, run,
                              resume=resume, progress=progress, sample_hook=sample_hook, init_from=init_from,
-                             desc=run_name)
+                             desc=run_name, iteration_hook=keep_checkpoint if store is not None else None)
         metrics = {"iterations": result.iterations, "iterations_trained": result.trained,
                    "train_seconds": result.seconds,
                    "seconds_per_iteration": result.seconds / max(1, result.trained),
@@ -146,6 +164,8 @@ def run_dgnet(
     if curve_path is not None:
         io.write_text(curve_path, run.curve_csv())
     stage_seconds.write_metrics(metrics_path, metrics)
+    if store is not None:
+        store.finish()
     return metrics
 
 
