@@ -313,17 +313,22 @@ def open_study(name: str, storage: str, seed: int = 0, pruner: optuna.pruners.Ba
                n_startup_trials: int = 10, attempts: int = 5, heartbeat: float = 60.0) -> optuna.Study:
     """Create the study or load it (``load_if_exists``): what every worker calls.
 
-    Workers that start together on a new SQLite file may race to create its
-    tables; such a clash is retried a few times.
+    Workers that start together on a new database race to create its tables:
+    on SQLite a locked file, on PostgreSQL a table or type that another worker
+    created between this one's check and its CREATE (DuplicateTable or
+    DuplicateObject, a ProgrammingError) or while it waited (a unique
+    violation). Such a clash is retried a few times; the tables are there then.
     """
     import sqlalchemy.exc
 
     for attempt in range(attempts):
         try:
             return optuna.create_study(
-                study_name=name, storage=make_storage(storage, heartbeat), sampler=TrialSeededSampler(seed, n_startup_trials),
+                study_name=name, storage=make_storage(storage, heartbeat),
+                sampler=TrialSeededSampler(seed, n_startup_trials),
                 pruner=pruner or optuna.pruners.MedianPruner(), direction="maximize", load_if_exists=True)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
+                sqlalchemy.exc.ProgrammingError) as err:
             if attempt == attempts - 1:
                 if isinstance(err, sqlalchemy.exc.OperationalError):
                     raise unreachable(storage, err) from None
@@ -835,8 +840,8 @@ __all__ = [
     "ALPHA_RANGE", "DEFAULT_BETAS", "DEFAULT_STORAGE", "Objective", "SCHEDULE_RANGES", "SPACES",
     "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter",
     "apply_best_params", "best_params", "config_changes", "config_fingerprint", "ensure_teacher",
-    "config_params", "end_runs_of_killed_trials", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
-    "unreachable",
+    "config_params", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
+    "unreachable", "end_runs_of_killed_trials",
     "suggest_params", "teacher_key", "trial_counts", "with_changes", "with_iterations",
     "warmup_key", "write_best_params", "write_study_outputs",
 ]

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -157,6 +158,31 @@ def test_a_run_goes_to_its_experiment_when_another_process_created_it_meanwhile(
     assert mlflow.MlflowClient().get_run(run.run_id).info.experiment_id == experiment.experiment_id
 
 
+
+def test_a_worker_opens_the_study_when_another_created_its_tables_meanwhile(lab_servers):
+    """The two-worker race, forced: a worker has checked that the study's tables are missing when
+    another creates and commits them, so its own CREATE meets them (PostgreSQL: DuplicateTable or
+    DuplicateObject, a ProgrammingError); it must open the study all the same."""
+    import sqlalchemy
+
+    pg, _ = lab_servers
+    pg.create_database("race")
+    url = pg.url("race")
+    fired = []
+
+    def other_worker_first(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("CREATE") and not fired:
+            fired.append(statement.split("(")[0].strip())
+            optuna.storages.RDBStorage(url)  # the other worker, on its own connection: creates and commits
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other_worker_first)
+    try:
+        study = tuning.open_study("race", url)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other_worker_first)
+    assert fired, "the interleaving did not happen"
+    assert study.study_name == "race" and optuna.load_study(study_name="race", storage=url).trials == []
+
 # ---------------------------------------------------------------- when things fail (docs/shared_servers.md)
 
 
@@ -218,15 +244,18 @@ def test_a_worker_killed_mid_trial_loses_no_finished_trial(lab, micro_cfg, tmp_p
     victim.kill()  # SIGKILL: no handler runs, nothing is closed
     victim.wait()
     time.sleep(3 * HEARTBEAT)  # its trial goes stale: the next trial any worker starts fails and retries it
-    _finish([other, worker(0, 2)])  # the same machine's worker, started again
+    restarted = worker(0, 2)  # the same machine's worker, started again
+    _finish([other, restarted])
 
     study = optuna.load_study(study_name=name, storage=storage)
     assert study.trials[killed.number].state == TrialState.FAIL
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state == TrialState.COMPLETE
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert len(finished) == len(seen) + 4  # the first's before the kill, the other's 2, the restarted one's 2
-    assert len(study.trials) == len(finished) + 1  # and the killed one
+    by_worker = Counter(t.user_attrs["worker"] for t in finished)
+    host = socket.gethostname()
+    assert by_worker[f"{host}:{other.pid}"] == by_worker[f"{host}:{restarted.pid}"] == 2
+    assert len(study.trials) == len(finished) + 1  # the first worker's finished ones, the others' and the killed one
 
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id])
