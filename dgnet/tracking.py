@@ -123,7 +123,7 @@ class Run:
 
         now = int(time.time() * 1000)  # stamped now: a metric sent again later keeps its time
         batch = [Metric(k, v, now, step or 0) for k, v in finite.items()]
-        self._send(f"{', '.join(finite)} at step {step or 0}",
+        self._send(f"metrics@{step or 0}",
                    lambda: self._mlflow.MlflowClient().log_batch(self.run_id, metrics=batch))
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -144,9 +144,12 @@ class Run:
         self.log_artifact(path, folder="images")
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        if self._mlflow is not None:
-            self._send(f"tags {', '.join(tags)}", lambda: self._mlflow.MlflowClient().log_batch(
-                self.run_id, tags=[self._mlflow.entities.RunTag(k, str(v)) for k, v in tags.items()]))
+        if self._mlflow is None:
+            return
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._send(f"tags {', '.join(tags)}", lambda: self._mlflow.MlflowClient().log_batch(self.run_id, tags=batch))
 
     # ------------------------------------------------ links between runs, by the model file they share
 
@@ -370,8 +373,10 @@ class Outbox:
         """Send what is kept if the server answers (asked at most every RETRY_SECONDS unless
         ``wait``, then polled for up to ``wait`` seconds); True when nothing is left."""
         deadline = time.monotonic() + wait
+        if not self.pending:
+            return True
         if not wait and time.monotonic() - self._last_try < RETRY_SECONDS:
-            return not self.pending
+            return False
         while self.pending:
             self._last_try = time.monotonic()
             if _answers(self.uri):
@@ -389,6 +394,13 @@ class Outbox:
         log.info("tracking server %s answers again: the kept calls were sent", self.uri)
         return True
 
+    def describe(self) -> str:
+        """What is kept, in a few words: ``metrics of steps 4-6 (2 batches); tags optuna.state``."""
+        steps = [int(what.split("@")[1]) for what, _ in self.pending if what.startswith("metrics@")]
+        others = [what for what, _ in self.pending if not what.startswith("metrics@")]
+        parts = [f"metrics of steps {min(steps)}-{max(steps)} ({len(steps)} batches)"] if steps else []
+        return "; ".join(parts + others)
+
 
 def _end_run(mlflow: Any, run: Run, status: str) -> None:
     """End the active run with ``status``; with a server that is down, after waiting for it."""
@@ -403,7 +415,7 @@ def _end_run(mlflow: Any, run: Run, status: str) -> None:
             raise
         sent = False
     if run.outbox.pending or not sent:
-        lost = "; ".join(what for what, _ in run.outbox.pending) or "nothing logged"
+        lost = run.outbox.describe() or "nothing logged"
         log.warning("tracking server %s did not answer within %.0f s at the end of run %s: it stays RUNNING "
                     "there, and these were not recorded: %s", run.outbox.uri, FINISH_WAIT_SECONDS, run.run_id, lost)
 
