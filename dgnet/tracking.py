@@ -20,7 +20,9 @@ database file, so only one process runs MLflow's schema migration. Every run
 names its experiment explicitly (MLflow 3 does not activate an experiment that
 another process created during ``set_experiment``: such a run went to
 "Default"). An HTTP tracking server that does not answer is one clear error,
-not minutes of retries.
+not minutes of retries; one that stops answering during a run does not stop
+the run: what it logs meanwhile is kept and sent once the server is back
+(:class:`Outbox`; docs/shared_servers.md, "When things fail").
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ class Outbox:
             if not server_unavailable(err):
                 raise
             log.warning("tracking server %s does not answer (%s): the run keeps what it logs and sends it "
-                        "when the server is back", self.uri, str(err).splitlines()[0][:200])
+                        "when the server is back", redact(self.uri), str(err).splitlines()[0][:200])
             self.pending.append((what, call))
             self._last_try = time.monotonic()
 
@@ -391,7 +393,7 @@ class Outbox:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-        log.info("tracking server %s answers again: the kept calls were sent", self.uri)
+        log.info("tracking server %s answers again: the kept calls were sent", redact(self.uri))
         return True
 
     def describe(self) -> str:
@@ -417,7 +419,7 @@ def _end_run(mlflow: Any, run: Run, status: str) -> None:
     if run.outbox.pending or not sent:
         lost = run.outbox.describe() or "nothing logged"
         log.warning("tracking server %s did not answer within %.0f s at the end of run %s: it stays RUNNING "
-                    "there, and these were not recorded: %s", run.outbox.uri, FINISH_WAIT_SECONDS, run.run_id, lost)
+                    "there, and these were not recorded: %s", redact(run.outbox.uri), FINISH_WAIT_SECONDS, run.run_id, lost)
 
 
 def end_abandoned_runs(cfg: TrackingConfig, run_ids: list[str]) -> list[str]:
@@ -430,15 +432,21 @@ def end_abandoned_runs(cfg: TrackingConfig, run_ids: list[str]) -> list[str]:
 
     client = mlflow.MlflowClient(tracking_uri=cfg.uri)
     ended: list[str] = []
-    for run_id in run_ids:
-        run = client.get_run(run_id)
-        if run.info.status != "RUNNING":
-            continue
-        for rid in (run_id, run.data.tags.get("mlflow.parentRunId")):
-            if rid and rid not in ended and client.get_run(rid).info.status == "RUNNING":
-                client.set_tag(rid, "killed_reason", "its process was killed before it ended the run")
-                client.set_terminated(rid, "KILLED")
-                ended.append(rid)
+    try:
+        for run_id in run_ids:
+            run = client.get_run(run_id)
+            if run.info.status != "RUNNING":
+                continue
+            for rid in (run_id, run.data.tags.get("mlflow.parentRunId")):
+                if rid and rid not in ended and client.get_run(rid).info.status == "RUNNING":
+                    client.set_tag(rid, "killed_reason", "its process was killed before it ended the run")
+                    client.set_terminated(rid, "KILLED")
+                    ended.append(rid)
+    except Exception as err:
+        if not server_unavailable(err):
+            raise
+        log.warning("tracking server %s does not answer: runs left RUNNING by killed workers stay so for now "
+                    "(the next worker to finish ends them)", redact(cfg.uri))
     if ended:
         log.warning("tracking: ended KILLED the runs left RUNNING by killed workers: %s", ", ".join(ended))
     return ended
