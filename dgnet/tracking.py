@@ -417,9 +417,10 @@ def _end_run(mlflow: Any, run: Run, status: str) -> None:
             raise
         sent = False
     if run.outbox.pending or not sent:
-        lost = run.outbox.describe() or "nothing logged"
+        lost = run.outbox.describe() or "only its end"
         log.warning("tracking server %s did not answer within %.0f s at the end of run %s: it stays RUNNING "
-                    "there, and these were not recorded: %s", redact(run.outbox.uri), FINISH_WAIT_SECONDS, run.run_id, lost)
+                    "there, and these were not recorded: %s",
+                    redact(run.outbox.uri), FINISH_WAIT_SECONDS, run.run_id, lost)
 
 
 def end_abandoned_runs(cfg: TrackingConfig, run_ids: list[str]) -> list[str]:
