@@ -491,6 +491,8 @@ class StudySettings:
         _check_space(self.space)
         if self.trials < 0:
             raise UserError(f"--trials must be >= 0, got {self.trials}")
+        if self.heartbeat < 1:
+            raise UserError(f"--heartbeat must be >= 1 second, got {self.heartbeat}")
         if not self.betas or any(b < 0 for b in self.betas):
             raise UserError(f"--betas must be non-negative numbers, got {self.betas}")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study_name):
