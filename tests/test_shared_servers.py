@@ -216,7 +216,7 @@ def test_a_worker_killed_mid_trial_loses_no_finished_trial(lab, micro_cfg, tmp_p
                       "--heartbeat", str(HEARTBEAT), "--work-dir", f"m{machine}/models", "--reports-dir", f"m{machine}/reports",
                       "--figures-dir", f"m{machine}/figures", cwd=tmp_path)
 
-    victim, other = worker(0, 3), worker(1, 2)
+    victim, other = worker(0, 5), worker(1, 2)  # five: room to catch one of its trials mid-training
     tag = f"{socket.gethostname()}:{victim.pid}"
 
     client = MlflowClient(tracking_uri=uri)
