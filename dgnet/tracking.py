@@ -342,6 +342,16 @@ def _answers(uri: str) -> bool:
         return False
 
 
+def _wait_for_server(uri: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    warned = False
+    while not _answers(uri) and time.monotonic() < deadline:
+        if not warned:
+            log.warning("tracking server %s does not answer: waiting up to %.0f s for it", redact(uri), seconds)
+            warned = True
+        time.sleep(2.0)
+
+
 class Outbox:
     """The calls a run made while its tracking server did not answer, sent again in order.
 
@@ -543,6 +553,8 @@ def start_run(
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if nested and is_http(cfg.uri):  # a run inside a live one (a trial): its server answered; give it time
+        _wait_for_server(cfg.uri, FINISH_WAIT_SECONDS)
     check_server(cfg.uri)
     if is_http(cfg.uri):  # a stopped server costs a few seconds per call, not MLflow's minutes (see Outbox)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
