@@ -20,7 +20,9 @@ database file, so only one process runs MLflow's schema migration. Every run
 names its experiment explicitly (MLflow 3 does not activate an experiment that
 another process created during ``set_experiment``: such a run went to
 "Default"). An HTTP tracking server that does not answer is one clear error,
-not minutes of retries.
+not minutes of retries; one that stops answering during a run does not stop
+the run: what it logs meanwhile is kept and sent once the server is back
+(:class:`Outbox`; docs/shared_servers.md, "When things fail").
 """
 
 from __future__ import annotations
@@ -92,11 +94,22 @@ def test_metrics(metrics: dict[str, dict], main: str = "f_prim+f_fine") -> dict[
 
 
 class Run:
-    """A thin handle on an active MLflow run (or a no-op when tracking is off)."""
+    """A thin handle on an active MLflow run (or a no-op when tracking is off).
 
-    def __init__(self, mlflow_module: Any | None, run_id: str | None):
+    With an HTTP tracking server (``uri``), what the run logs while the server does not answer
+    (stopped, restarting) is kept in order and sent again once it answers (:class:`Outbox`).
+    """
+
+    def __init__(self, mlflow_module: Any | None, run_id: str | None, uri: str | None = None):
         self._mlflow = mlflow_module
         self.run_id = run_id
+        self.outbox = Outbox(uri) if mlflow_module is not None and is_http(uri or "") else None
+
+    def _send(self, what: str, call: Any) -> None:
+        if self.outbox is None:
+            call()
+        else:
+            self.outbox.send(what, call)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self._mlflow is None:
@@ -104,8 +117,17 @@ class Run:
         finite = {
             _metric_name(k): float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
         }
-        if finite:
+        if not finite:
+            return
+        if self.outbox is None:
             self._mlflow.log_metrics(finite, step=step)
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)  # stamped now: a metric sent again later keeps its time
+        batch = [Metric(k, v, now, step or 0) for k, v in finite.items()]
+        self._send(f"metrics@{step or 0}",
+                   lambda: self._mlflow.MlflowClient().log_batch(self.run_id, metrics=batch))
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self._mlflow is None:
@@ -113,18 +135,24 @@ class Run:
         flat = flatten(params)
         items = list(flat.items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-            self._mlflow.log_params({k: str(v)[:500] for k, v in items[i : i + 100]})
+            chunk = {k: str(v)[:500] for k, v in items[i : i + 100]}
+            self._send(f"{len(chunk)} params", lambda chunk=chunk: self._mlflow.log_params(chunk, run_id=self.run_id))
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         if self._mlflow is not None and Path(path).exists():
-            self._mlflow.log_artifact(str(path), artifact_path=folder)
+            self._send(f"artifact {path}", lambda: self._mlflow.MlflowClient().log_artifact(
+                self.run_id, str(path), artifact_path=folder))
 
     def log_image(self, path: str | Path) -> None:
         self.log_artifact(path, folder="images")
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        if self._mlflow is not None:
-            self._mlflow.set_tags(tags)
+        if self._mlflow is None:
+            return
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._send(f"tags {', '.join(tags)}", lambda: self._mlflow.MlflowClient().log_batch(self.run_id, tags=batch))
 
     # ------------------------------------------------ links between runs, by the model file they share
 
@@ -247,9 +275,17 @@ def store_lock(uri: str) -> Iterator[None]:
         yield
 
 
+def redact(uri: str) -> str:
+    """``uri`` with its password replaced by ``***`` (for error lines and logs)."""
+    return re.sub(r"(://[^:@/]*):[^@/]*@", r"\1:***@", uri)
+
+
 def check_server(uri: str, timeout: float = 5.0) -> None:
-    """An ``http(s)://`` tracking server must answer ``/health`` within ``timeout`` seconds."""
-    if not uri.lower().startswith(("http://", "https://")):
+    """The tracking store must answer: an ``http(s)://`` server its ``/health`` within ``timeout``
+    seconds, a database URL (``postgresql://``, ``mysql://``...) a connection; else one clear error."""
+    if uri.lower().startswith(("postgresql", "mysql", "mssql")):
+        _check_database(uri, timeout)
+    if not is_http(uri):
         return
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
@@ -258,8 +294,174 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         return  # it answered (a proxy or an older server without /health)
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise UserError(f"tracking.uri {uri}: the MLflow server does not answer ({reason}); start it, "
+        raise UserError(f"tracking.uri {redact(uri)}: the MLflow server does not answer ({reason}); start it, "
                         f"or set tracking.uri to sqlite:///mlflow.db or none") from None
+
+
+def _check_database(uri: str, timeout: float) -> None:
+    import sqlalchemy
+
+    connect_args = {"connect_timeout": max(1, int(timeout))} if uri.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect():
+            pass
+    except ImportError as err:
+        raise UserError(f"tracking.uri {redact(uri)}: {err}") from None
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise UserError(f"tracking.uri {redact(uri)}: cannot open the tracking database ({reason}); check "
+                        "that its server runs, the host, port, user, password and database name") from None
+
+
+# ---------------------------------------------------------------- a tracking server that stops answering
+
+RETRY_SECONDS = 30.0  # while the server is down, how often a run checks whether it is back
+FINISH_WAIT_SECONDS = float(os.environ.get("DGNET_TRACKING_FINISH_WAIT", 120))  # at a run's end
+
+
+def is_http(uri: str) -> bool:
+    return uri.lower().startswith(("http://", "https://"))
+
+
+def server_unavailable(err: BaseException) -> bool:
+    """An error that means the tracking server did not answer (down, restarting, a 5xx after
+    MLflow's own retries), not a request it refused."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        return err.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE")
+    return isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError))
+
+
+def _answers(uri: str) -> bool:
+    try:
+        check_server(uri, timeout=2.0)
+        return True
+    except UserError:
+        return False
+
+
+def _wait_for_server(uri: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    warned = False
+    while not _answers(uri) and time.monotonic() < deadline:
+        if not warned:
+            log.warning("tracking server %s does not answer: waiting up to %.0f s for it", redact(uri), seconds)
+            warned = True
+        time.sleep(2.0)
+
+
+class Outbox:
+    """The calls a run made while its tracking server did not answer, sent again in order.
+
+    Training never waits on a stopped server for more than MLflow's few retries: a
+    call that fails that way is kept, later calls queue behind it, and every
+    :data:`RETRY_SECONDS` the server's ``/health`` is asked; once it answers, the
+    queue goes out. At the run's end the queue gets up to :data:`FINISH_WAIT_SECONDS`;
+    whatever is still unsent then is named in one warning line.
+    """
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.pending: list[tuple[str, Any]] = []
+        self._last_try = 0.0
+
+    def send(self, what: str, call: Any) -> None:
+        if self.pending and not self.flush():
+            self.pending.append((what, call))
+            return
+        try:
+            call()
+        except Exception as err:
+            if not server_unavailable(err):
+                raise
+            log.warning("tracking server %s does not answer (%s): the run keeps what it logs and sends it "
+                        "when the server is back", redact(self.uri), str(err).splitlines()[0][:200])
+            self.pending.append((what, call))
+            self._last_try = time.monotonic()
+
+    def flush(self, wait: float = 0.0) -> bool:
+        """Send what is kept if the server answers (asked at most every RETRY_SECONDS unless
+        ``wait``, then polled for up to ``wait`` seconds); True when nothing is left."""
+        deadline = time.monotonic() + wait
+        if not self.pending:
+            return True
+        if not wait and time.monotonic() - self._last_try < RETRY_SECONDS:
+            return False
+        while self.pending:
+            self._last_try = time.monotonic()
+            if _answers(self.uri):
+                try:
+                    while self.pending:
+                        self.pending[0][1]()
+                        self.pending.pop(0)
+                    break
+                except Exception as err:
+                    if not server_unavailable(err):
+                        raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        log.info("tracking server %s answers again: the kept calls were sent", redact(self.uri))
+        return True
+
+    def describe(self) -> str:
+        """What is kept, in a few words: ``metrics of steps 4-6 (2 batches); tags optuna.state``."""
+        steps = [int(what.split("@")[1]) for what, _ in self.pending if what.startswith("metrics@")]
+        others = [what for what, _ in self.pending if not what.startswith("metrics@")]
+        parts = [f"metrics of steps {min(steps)}-{max(steps)} ({len(steps)} batches)"] if steps else []
+        return "; ".join(parts + others)
+
+
+def _end_run(mlflow: Any, run: Run, status: str) -> None:
+    """End the active run with ``status``; with a server that is down, after waiting for it."""
+    if run.outbox is None:
+        mlflow.end_run(status)
+        return
+    sent = run.outbox.flush(wait=FINISH_WAIT_SECONDS)
+    try:
+        mlflow.end_run(status)  # (it drops the run from MLflow's active ones before it calls the server)
+    except Exception as err:
+        if not server_unavailable(err):
+            raise
+        sent = False
+    if run.outbox.pending or not sent:
+        lost = run.outbox.describe() or "only its end"
+        log.warning("tracking server %s did not answer within %.0f s at the end of run %s: it stays RUNNING "
+                    "there, and these were not recorded: %s",
+                    redact(run.outbox.uri), FINISH_WAIT_SECONDS, run.run_id, lost)
+
+
+def end_abandoned_runs(cfg: TrackingConfig, run_ids: list[str]) -> list[str]:
+    """End KILLED each of ``run_ids`` still RUNNING, and its parent run when that is RUNNING too:
+    runs of a process killed outright (SIGKILL, a lost machine), which never ended them.
+    Returns the runs ended."""
+    if cfg.uri.lower() == "none" or not run_ids:
+        return []
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.uri)
+    ended: list[str] = []
+    try:
+        for run_id in run_ids:
+            run = client.get_run(run_id)
+            if run.info.status != "RUNNING":
+                continue
+            for rid in (run_id, run.data.tags.get("mlflow.parentRunId")):
+                if rid and rid not in ended and client.get_run(rid).info.status == "RUNNING":
+                    client.set_tag(rid, "killed_reason", "its process was killed before it ended the run")
+                    client.set_terminated(rid, "KILLED")
+                    ended.append(rid)
+    except Exception as err:
+        if not server_unavailable(err):
+            raise
+        log.warning("tracking server %s does not answer: runs left RUNNING by killed workers stay so for now "
+                    "(the next worker to finish ends them)", redact(cfg.uri))
+    if ended:
+        log.warning("tracking: ended KILLED the runs left RUNNING by killed workers: %s", ", ".join(ended))
+    return ended
 
 
 class Terminated(Interrupted):
@@ -352,7 +554,12 @@ def start_run(
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if nested and is_http(cfg.uri):  # a run inside a live one (a trial): its server answered; give it time
+        _wait_for_server(cfg.uri, FINISH_WAIT_SECONDS)
     check_server(cfg.uri)
+    if is_http(cfg.uri):  # a stopped server costs a few seconds per call, not MLflow's minutes (see Outbox)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     mlflow.set_tracking_uri(cfg.uri)
     env = environment.describe()
     all_tags = {**_run_tags(run_name, params, tags), **environment.tags(env)}
@@ -371,8 +578,8 @@ def start_run(
         # workers on one tracking server), mlflow.set_experiment returns it without making it active
         active = mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags,
                                   experiment_id=experiment.experiment_id)
+        run = Run(mlflow, active.info.run_id, cfg.uri)
         try:
-            run = Run(mlflow, active.info.run_id)
             mlflow.log_dict(env, "environment.json")
             if params:
                 run.log_params(params)
@@ -384,6 +591,6 @@ def start_run(
             status = "FAILED"
             raise
         finally:
-            mlflow.end_run(status)
+            _end_run(mlflow, run, status)
             if parent is not None:
                 client.set_terminated(parent, status)

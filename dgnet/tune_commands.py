@@ -48,7 +48,7 @@ def _study(args) -> int:
         pruner=args.pruner, pruner_startup_trials=args.pruner_startup, betas=args.betas or tuning.DEFAULT_BETAS,
         timeout=args.timeout, work_dir=args.work_dir, reports_dir=args.reports_dir, figures_dir=args.figures_dir,
         keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
-        enqueue_config=args.params if args.enqueue_config else None,
+        enqueue_config=args.params if args.enqueue_config else None, heartbeat=args.heartbeat,
     )
     _print_outputs(tuning.run_study(cfg, settings))
     return 0
@@ -115,6 +115,9 @@ def add_commands(sub) -> None:
         p.add_argument("--work-dir", default="models/tuning", help="teacher cache and trial checkpoints")
         p.add_argument("--keep-checkpoints", action="store_true", help="keep every trial's last.pt")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--heartbeat", type=float, default=60.0,
+                       help="seconds between a running trial's heartbeats; a trial silent for 3x as long "
+                            "(its worker was killed) is marked failed and retried once (default %(default)s)")
         p.add_argument("--enqueue-config", action="store_true",
                        help="first run the params file's own values as a trial (a comparison point)")
         _common(p)

@@ -269,11 +269,11 @@ def redact(url: str) -> str:
         return re.sub(r"//[^@/]*@", "//***@", url)
 
 
-def make_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage:
+def make_storage(url: str, heartbeat: float | None = 60.0) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage for any SQLAlchemy URL (SQLite file, PostgreSQL, MySQL).
 
-    With ``heartbeat``, a running trial writes a heartbeat every minute; one
-    silent for three minutes (its worker was killed) is marked failed and
+    With ``heartbeat`` (seconds), a running trial writes a heartbeat that often; one
+    silent for three times as long (its worker was killed) is marked failed and
     retried once with the same parameters, when any worker starts a trial.
     """
     import sqlalchemy.exc
@@ -290,7 +290,7 @@ def make_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         kwargs: dict[str, Any] = {}
         if heartbeat:
-            kwargs = dict(heartbeat_interval=60, grace_period=180,
+            kwargs = dict(heartbeat_interval=max(1, round(heartbeat)), grace_period=max(3, round(3 * heartbeat)),
                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
@@ -305,24 +305,30 @@ def make_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage
 def unreachable(url: str, err: Exception) -> UserError:
     """The one-line error for a storage that cannot be opened (server down, wrong host, password, database)."""
     reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-    return UserError(f"--storage {redact(url)}: cannot open the study storage ({reason})")
+    return UserError(f"--storage {redact(url)}: cannot open the study storage ({reason}); check that its "
+                     "server runs, the host, port, user, password and database name")
 
 
 def open_study(name: str, storage: str, seed: int = 0, pruner: optuna.pruners.BasePruner | None = None,
-               n_startup_trials: int = 10, attempts: int = 5) -> optuna.Study:
+               n_startup_trials: int = 10, attempts: int = 5, heartbeat: float = 60.0) -> optuna.Study:
     """Create the study or load it (``load_if_exists``): what every worker calls.
 
-    Workers that start together on a new SQLite file may race to create its
-    tables; such a clash is retried a few times.
+    Workers that start together on a new database race to create its tables:
+    on SQLite a locked file, on PostgreSQL a table or type that another worker
+    created between this one's check and its CREATE (DuplicateTable or
+    DuplicateObject, a ProgrammingError) or while it waited (a unique
+    violation). Such a clash is retried a few times; the tables are there then.
     """
     import sqlalchemy.exc
 
     for attempt in range(attempts):
         try:
             return optuna.create_study(
-                study_name=name, storage=make_storage(storage), sampler=TrialSeededSampler(seed, n_startup_trials),
+                study_name=name, storage=make_storage(storage, heartbeat),
+                sampler=TrialSeededSampler(seed, n_startup_trials),
                 pruner=pruner or optuna.pruners.MedianPruner(), direction="maximize", load_if_exists=True)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError,
+                sqlalchemy.exc.ProgrammingError) as err:
             if attempt == attempts - 1:
                 if isinstance(err, sqlalchemy.exc.OperationalError):
                     raise unreachable(storage, err) from None
@@ -479,11 +485,14 @@ class StudySettings:
     keep_checkpoints: bool = False
     progress: bool = True
     enqueue_config: str | None = None  # the params file's path: run its own values first, for comparison
+    heartbeat: float = 60.0  # seconds between a trial's heartbeats; 3x silent: its worker is gone
 
     def __post_init__(self) -> None:
         _check_space(self.space)
         if self.trials < 0:
             raise UserError(f"--trials must be >= 0, got {self.trials}")
+        if self.heartbeat < 1:
+            raise UserError(f"--heartbeat must be >= 1 second, got {self.heartbeat}")
         if not self.betas or any(b < 0 for b in self.betas):
             raise UserError(f"--betas must be non-negative numbers, got {self.betas}")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study_name):
@@ -568,6 +577,16 @@ def remove_finished_trial_dirs(study: optuna.Study, study_dir: str | Path) -> li
     return removed
 
 
+def end_runs_of_killed_trials(study: optuna.Study, tracking_cfg) -> list[str]:
+    """End KILLED the MLflow runs (and their workers' parent runs) that killed workers left
+    RUNNING: those of trials the heartbeat marked failed."""
+    from optuna.trial import TrialState
+
+    run_ids = [t.user_attrs["mlflow_run_id"] for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+               if "mlflow_run_id" in t.user_attrs]
+    return tracking.end_abandoned_runs(tracking_cfg, run_ids)
+
+
 @dataclass
 class StudyOutputs:
     """What a study run leaves behind."""
@@ -610,7 +629,7 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
     # alpha acts only once L_prim / L_fine start: do not prune before then
     warmup = run_cfg.train.warm_iter if s.space == "alpha-beta" else 0
     pruner = make_pruner(s.pruner, s.pruner_startup_trials, warmup)
-    study = open_study(s.study_name, s.storage, s.seed, pruner, s.sampler_startup_trials)
+    study = open_study(s.study_name, s.storage, s.seed, pruner, s.sampler_startup_trials, heartbeat=s.heartbeat)
     _check_study_attrs(study, {
         "space": s.space, "config": cfg.name, "config_fingerprint": config_fingerprint(cfg, s.space),
         "base_iterations": cfg.train.iterations, "iterations": run_cfg.train.iterations,
@@ -636,6 +655,7 @@ def run_study(cfg: Config, settings: StudySettings) -> StudyOutputs:
             study.optimize(objective, n_trials=s.trials, timeout=s.timeout, catch=(DivergenceError,))
         if not s.keep_checkpoints:  # a killed worker's trial is marked failed during optimize (heartbeat)
             remove_finished_trial_dirs(study, Path(s.work_dir) / s.study_name)
+        end_runs_of_killed_trials(study, cfg.tracking)
         outputs = write_study_outputs(study, s.reports_dir, s.figures_dir)
         parent.log_metrics({f"trials_{k.lower()}": v for k, v in outputs.counts.items()})
         if outputs.best_value is not None:
@@ -823,7 +843,7 @@ __all__ = [
     "StudyOutputs", "StudySettings", "TrialSeededSampler", "ValidationReporter",
     "apply_best_params", "best_params", "config_changes", "config_fingerprint", "ensure_teacher",
     "config_params", "ensure_warmup", "load_study", "make_pruner", "make_storage", "nest", "open_study", "redact", "run_study",
-    "unreachable",
+    "unreachable", "end_runs_of_killed_trials",
     "suggest_params", "teacher_key", "trial_counts", "with_changes", "with_iterations",
     "warmup_key", "write_best_params", "write_study_outputs",
 ]

@@ -1,7 +1,7 @@
 """Throwaway servers for tests: a PostgreSQL cluster and an ``mlflow server``, on free local ports.
 
     with servers.postgres() as pg:            # pg.url("optuna") -> postgresql+psycopg2://...
-        with servers.mlflow_server(tmp_path / "mlflow", pg.url("mlflow")) as uri:   # http://127.0.0.1:PORT
+        with servers.mlflow_server(tmp_path / "mlflow", pg.url("mlflow")) as server:   # server.uri: http://...
             ...
 
 The PostgreSQL binaries come from the system packages (``apt-get install
@@ -174,22 +174,39 @@ def _healthy(uri: str) -> bool:
         return False
 
 
+class MlflowServer:
+    """``mlflow server`` on a fixed free port of 127.0.0.1; :meth:`stop` and :meth:`start` again
+    keep its port and stores (a restart, as a lab's server has)."""
+
+    def __init__(self, folder: Path, backend_store: str, seconds: float = 60):
+        self.folder, self.backend_store, self.seconds = folder, backend_store, seconds
+        self.uri = f"http://127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = self.folder / "server.log"
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_store,
+                 "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
+                 "--port", self.uri.rsplit(":", 1)[1], "--workers", "1"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
+        wait_for(lambda: _healthy(self.uri), self.proc, "mlflow server", log, self.seconds)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, seconds=3)  # a throwaway server: no need to wait on its clients' idle connections
+            self.proc = None
+
+
 @contextmanager
-def mlflow_server(folder: Path, backend_store: str, seconds: float = 60) -> Iterator[str]:
-    """``mlflow server`` on a free port of 127.0.0.1 with ``backend_store``, artifacts under ``folder``;
-    yields its ``http://`` URI once ``/health`` answers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store,
-             "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+def mlflow_server(folder: Path, backend_store: str, seconds: float = 60) -> Iterator[MlflowServer]:
+    """``mlflow server`` with ``backend_store``, artifacts under ``folder``; yields it (``.uri``,
+    ``http://127.0.0.1:PORT``) once ``/health`` answers."""
+    server = MlflowServer(folder, backend_store, seconds)
     try:
-        wait_for(lambda: _healthy(uri), proc, "mlflow server", log, seconds)
-        yield uri
+        server.start()
+        yield server
     finally:
-        _stop(proc, seconds=3)  # a throwaway server: no need to wait on its clients' idle connections
+        server.stop()

@@ -133,3 +133,34 @@ def test_train_teacher_command_trains_then_evaluates_in_two_linked_runs(micro_cf
     assert {"teacher", "evaluate_teacher"} <= set(runs)
     # the evaluation's numbers are also on the run that trained the checkpoint
     assert runs["teacher"].data.metrics["test/mAP"] == pytest.approx(metrics["mAP"])
+
+
+def test_what_a_server_down_at_the_end_never_got_is_named_in_one_warning(monkeypatch, caplog):
+    """The fallback of docs/shared_servers.md ("When things fail"): a server still down when the run
+    ends (after FINISH_WAIT_SECONDS) gets a warning naming the run and every call it never got."""
+    import socket
+
+    from mlflow.exceptions import MlflowException
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+
+    def down(*args, **kwargs):
+        raise MlflowException(f"API request to {uri}/api/2.0/mlflow/runs/log-batch failed: Connection refused")
+
+    class Client:
+        log_batch = down
+
+    fake = type("FakeMlflow", (), {"MlflowClient": Client, "end_run": staticmethod(down)})
+    monkeypatch.setattr(tracking, "FINISH_WAIT_SECONDS", 0.0)
+    run = tracking.Run(fake, "r1", uri)
+    with caplog.at_level("WARNING", logger="dgnet.tracking"):
+        run.log_metrics({"loss": 1.0}, step=2)  # fails: kept
+        run.log_metrics({"loss": 0.5}, step=4)  # queued behind it
+        run.set_tags({"optuna.state": "COMPLETE"})
+        tracking._end_run(fake, run, "FINISHED")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "does not answer" in lines[0]
+    assert "r1" in lines[1] and "stays RUNNING" in lines[1]
+    assert lines[1].endswith("metrics of steps 2-4 (2 batches); tags optuna.state")
