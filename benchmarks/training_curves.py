@@ -55,7 +55,7 @@ from dgnet.stages.pretrain import run_pretrain  # noqa: E402
 from dgnet.stages.runs import evaluate_teacher  # noqa: E402
 from dgnet.train.teacher import train_teacher  # noqa: E402
 from dgnet.eval.validation import ValidationScorer  # noqa: E402
-from experiments.tuning import with_iterations  # noqa: E402
+from experiments.spaces import with_iterations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
