@@ -66,13 +66,9 @@ def _report(args) -> int:
 def _apply(args) -> int:
     from experiments.merge import apply_best_params
 
-    changes, kept = apply_best_params(args.file, args.params, write=not args.dry_run)
-    sets = " ".join(f"-S {k}={v}" for k, v in changes.items())
+    changes = apply_best_params(args.file, args.params, write=not args.dry_run)
     verb = "would set" if args.dry_run else "set"
     print(f"{args.params}: {verb} " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
-    if not kept and not args.dry_run:
-        print(f"note: {args.params} was rewritten (its comments are not kept); "
-              f"`dvc exp run {sets}` is the alternative")
     return 0
 
 

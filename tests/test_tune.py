@@ -1,4 +1,4 @@
-"""Optuna tuning (experiments/tuning.py, ``dgnet tune``): validation split, search spaces,
+"""Optuna tuning (experiments/, ``dgnet tune``): validation split, search spaces,
 pruning, a two-trial study end to end, two workers on one SQLite study, best params."""
 
 from __future__ import annotations
@@ -405,8 +405,8 @@ def test_apply_keeps_comments_and_validates(tmp_path):
     before = params.read_text()
     best = tmp_path / "best.yaml"
     best.write_text("# from a study\ntrain:\n  alpha: 0.35\neval:\n  beta: 1.25\n")
-    changes, kept = apply_best_params(best, params)
-    assert changes == {"train.alpha": 0.35, "eval.beta": 1.25} and kept
+    changes = apply_best_params(best, params)
+    assert changes == {"train.alpha": 0.35, "eval.beta": 1.25}
     after = params.read_text()
     assert "  alpha: 0.35                # lambda_fine = alpha * lambda_prim" in after
     assert len(after.splitlines()) == len(before.splitlines())
@@ -420,11 +420,31 @@ def test_apply_keeps_comments_and_validates(tmp_path):
         apply_best_params(best, params)
     assert params.read_text() == after
 
-    flow = tmp_path / "flow.yaml"  # flow style: rewritten, still merged and valid
-    flow.write_text(yaml.safe_dump(preset_dict("micro"), default_flow_style=True))
-    best.write_text("train: {alpha: 0.5}\n")
-    _, kept = apply_best_params(best, flow)
-    assert not kept and load_config(flow).train.alpha == 0.5
+
+def test_apply_keeps_a_flow_style_file_as_it_was_but_the_value(tmp_path):
+    micro = preset_dict("micro")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("# all on one line\n" + yaml.safe_dump(micro, default_flow_style=True, width=10**6))
+    before = flow.read_text()
+    assert before.count(f"alpha: {micro['train']['alpha']},") == 1
+    (tmp_path / "best.yaml").write_text("train:\n  alpha: 0.5\n")
+    apply_best_params(tmp_path / "best.yaml", flow)
+    assert flow.read_text() == before.replace(f"alpha: {micro['train']['alpha']},", "alpha: 0.5,")
+    assert load_config(flow).train.alpha == 0.5
+
+
+def test_apply_sets_a_nested_key_in_place(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "configs" / "default.yaml", params)
+    before = params.read_text().splitlines()
+    (tmp_path / "best.yaml").write_text("model:\n  backbone:\n    arch: resnet18\n")
+    assert apply_best_params(tmp_path / "best.yaml", params) == {"model.backbone.arch": "resnet18"}
+    after = params.read_text().splitlines()
+    changed = [(b, a) for b, a in zip(before, after) if b != a]
+    assert len(after) == len(before)
+    assert changed == [("    arch: small              # small | resnet18 | resnet50",
+                        "    arch: resnet18           # small | resnet18 | resnet50")]
+    assert load_config(params).model.backbone.arch == "resnet18"
 
 
 def test_tune_help_from_the_dgnet_command(capsys):
