@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 from dgnet import tracking
-from dgnet.config import Config, config_to_dict
+from dgnet.config import Config, config_to_dict, with_changes
 from dgnet.errors import UserError
 from dgnet.locking import exclusive_lock
-
-from experiments.spaces import with_changes
 
 
 def teacher_key(cfg: Config) -> str:

@@ -14,11 +14,11 @@ from typing import Any, Callable, Mapping
 import optuna
 
 from dgnet import tracking
-from dgnet.config import Config, config_to_dict
+from dgnet.config import Config, config_to_dict, with_changes
 from dgnet.errors import UserError
 from dgnet.eval.validation import ValidationScorer, beta_name
 
-from experiments.spaces import DEFAULT_BETAS, check_space, config_changes, suggest_params, with_changes
+from experiments.spaces import DEFAULT_BETAS, check_space, config_changes, suggest_params
 from experiments.storage import DEFAULT_STORAGE, TrialSeededSampler
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import optuna
 import yaml
 
-from dgnet.config import flatten
+from dgnet.config import flatten, nest
 from dgnet.errors import UserError
 
-from experiments.spaces import SCHEDULE_RANGES, SPACES, config_changes, nest
+from experiments.spaces import SCHEDULE_RANGES, SPACES, config_changes
 
 
 @dataclass

@@ -66,14 +66,14 @@ from pathlib import Path
 import optuna
 
 from dgnet import tracking
-from dgnet.config import Config, config_to_dict
+from dgnet.config import Config, config_to_dict, with_iterations
 from dgnet.errors import UserError
 from dgnet.eval.validation import ValidationScorer
 
 from experiments.caches import ensure_teacher, ensure_warmup
 from experiments.objective import Objective, StudySettings
 from experiments.outputs import StudyOutputs, write_study_outputs
-from experiments.spaces import config_fingerprint, config_params, with_iterations
+from experiments.spaces import config_fingerprint, config_params
 from experiments.storage import check_study_attrs, make_pruner, open_study, redact
 
 log = logging.getLogger(__name__)

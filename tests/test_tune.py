@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from dgnet.config import (ConfigError, config_from_dict, config_to_dict, deep_merge, load_config,
-                          preset_config, preset_dict, replace)
+                          preset_config, preset_dict, replace, with_changes, with_iterations)
 from dgnet import tune_commands
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ from experiments.caches import ensure_warmup, warmup_key
 from experiments.merge import apply_best_params
 from experiments.objective import Objective, StudySettings, ValidationReporter
 from experiments.spaces import (DEFAULT_BETAS, SCHEDULE_RANGES, SEARCHED_KEYS, SPACES, config_changes, config_params,
-                                suggest_params, with_changes, with_iterations)
+                                suggest_params)
 from experiments.storage import TrialSeededSampler
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
