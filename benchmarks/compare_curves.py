@@ -21,7 +21,8 @@ from pathlib import Path
 
 
 from dgnet import io
-from dgnet.errors import UserError, run_guarded
+from dgnet.entry import run_guarded
+from dgnet.errors import UserError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBED = ("top_color", "bottom_color", "camid")

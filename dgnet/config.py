@@ -33,8 +33,7 @@ from typing import Any, Literal
 
 import yaml
 
-if typing.TYPE_CHECKING:
-    from dgnet.fidelity import Switches
+from dgnet.fidelity import Switches, resolve
 
 
 class ConfigError(ValueError):
@@ -319,12 +318,10 @@ class Config:
     tracking: TrackingConfig = TrackingConfig()
 
     @functools.cached_property
-    def switches(self) -> "Switches":
+    def switches(self) -> Switches:
         """Every fidelity key with ``auto`` replaced by ``train.fidelity``'s profile (docs/fidelity.md),
         resolved once per config: ``cfg.switches.resize``. The fields keep their ``auto``, so what a
         checkpoint stores (and its bytes) is what the config says."""
-        from dgnet.fidelity import resolve
-
         return resolve(self)
 
 

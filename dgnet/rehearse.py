@@ -36,7 +36,8 @@ from pathlib import Path
 from dgnet import io, switches
 from dgnet.config import Config, apply_overrides, config_to_dict, load_config, replace
 from dgnet.data.layouts import ReidSplits, load_layout
-from dgnet.errors import PEAK_GPU_ENV, UserError
+from dgnet.entry import PEAK_GPU_ENV
+from dgnet.errors import UserError
 from dgnet.toolkit.checks import check_outputs
 
 FOLDER_LAYOUTS = ("market1501", "duke")  # the layouts a sample can be copied from (one folder per split)

@@ -215,7 +215,7 @@ def test_prepare_data_synthetic_writes_both_domains(tmp_path):
 def test_prepare_pipeline_main(tmp_path, monkeypatch):
     import importlib.util
 
-    from dgnet.errors import run_guarded
+    from dgnet.entry import run_guarded
 
     spec = importlib.util.spec_from_file_location(
         "prepare_stage", Path(__file__).resolve().parent.parent / "pipelines" / "prepare.py")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dgnet import io
 from dgnet.config import Config
-from dgnet.tracking import git_commit
+from dgnet.provenance import git_commit
 
 def data_description(cfg: Config) -> str:
     if cfg.data.layout == "synthetic":
