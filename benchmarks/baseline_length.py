@@ -1,6 +1,6 @@
 """Validation mAP of the Baseline (the teacher) trained for more epochs, over seeds.
 
-    python benchmarks/baseline_length.py [--epochs 20 40 60] [--seeds 0 1 2] [--set KEY=VALUE ...] [--label NAME]
+    python -m benchmarks.baseline_length [--epochs 20 40 60] [--seeds 0 1 2] [--set KEY=VALUE ...] [--label NAME]
 
 Answers "does the Baseline also gain from a longer schedule?", the question
 the longer DG-Net curves (``training_curves.py``) leave open: there only
@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet import io  # noqa: E402
-from dgnet.config import apply_overrides, preset_config, replace  # noqa: E402
-from dgnet.tracking import Run  # noqa: E402
-from dgnet.data.loading import load_training_set  # noqa: E402
-from dgnet.stages.runs import evaluate_teacher  # noqa: E402
-from dgnet.train.teacher import train_teacher  # noqa: E402
+from dgnet import io
+from dgnet.config import apply_overrides, preset_config, replace
+from dgnet.tracking import Run
+from dgnet.data.loading import load_training_set
+from dgnet.stages.runs import evaluate_teacher
+from dgnet.train.teacher import train_teacher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

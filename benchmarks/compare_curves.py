@@ -1,6 +1,6 @@
 """Several validation curves of ``training_curves.py`` on one time axis: what each configuration buys per minute.
 
-    python benchmarks/compare_curves.py LABEL [LABEL ...] [--out NAME]
+    python -m benchmarks.compare_curves LABEL [LABEL ...] [--out NAME]
 
 Reads ``benchmarks/results/training_curves_LABEL.json`` for each label and
 plots, against the run's seconds on its machine (the Baseline's training
@@ -19,10 +19,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dgnet import io  # noqa: E402
-from dgnet.errors import UserError, run_guarded  # noqa: E402
+from dgnet import io
+from dgnet.entry import run_guarded
+from dgnet.errors import UserError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBED = ("top_color", "bottom_color", "camid")
@@ -39,7 +39,7 @@ def input_size(result: dict) -> str:
 def load(label: str) -> dict:
     path = RESULTS / f"training_curves_{label}.json"
     if not path.is_file():
-        raise UserError(f"{path}: no such result; run benchmarks/training_curves.py --label {label} first")
+        raise UserError(f"{path}: no such result; run python -m benchmarks.training_curves --label {label} first")
     result = json.loads(path.read_text())
     if "baseline" not in result or not result.get("points"):
         raise UserError(f"{path}: the run has no Baseline or no validation point yet; let it finish")

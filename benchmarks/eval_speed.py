@@ -1,6 +1,6 @@
 """Speed and memory of the re-id evaluation on Market-1501-sized features.
 
-    .venv/bin/python benchmarks/eval_speed.py [--repeats 3] [--out benchmarks/results/eval_speed.json]
+    python -m benchmarks.eval_speed [--repeats 3] [--out benchmarks/results/eval_speed.json]
 
 Random features in Market-1501's shape and label structure: 3,368 queries and
 19,732 gallery images (750 test identities over 6 cameras, one query per
@@ -45,10 +45,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from dgnet.eval.ranking import auto_chunk, evaluate_features_detailed  # noqa: E402
-from dgnet.io import write_json  # noqa: E402
+from dgnet.eval.ranking import auto_chunk, evaluate_features_detailed
+from dgnet.io import write_json
 
 NUM_IDS, CAMERAS, NUM_QUERY = 750, 6, 3368
 NUM_ID_GALLERY, NUM_DISTRACTORS, NUM_JUNK = 13115, 2798, 3819  # 15,913 + 3,819 = 19,732

@@ -1,7 +1,7 @@
 """Which `train.fidelity` suits the CPU default: validation mAP of `reference` vs `paper`, over seeds.
 
-    python benchmarks/fidelity_default.py [--seeds 0 1] [--config default] [--iterations N]
-    python benchmarks/fidelity_default.py --variants reference+whole_batch_bn --seeds 0 --out FILE
+    python -m benchmarks.fidelity_default [--seeds 0 1] [--config default] [--iterations N]
+    python -m benchmarks.fidelity_default --variants reference+whole_batch_bn --seeds 0 --out FILE
 
 Trains one teacher on the training identities minus the validation identities
 (``data.val_ids``), then DG-Net once per (fidelity, seed), and scores E_a on
@@ -19,22 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet import io  # noqa: E402
-from dgnet.config import preset_config, replace  # noqa: E402
-from dgnet.tracking import Run  # noqa: E402
-from dgnet.data.loading import load_training_set, test_sets  # noqa: E402
-from dgnet.train.loop import train_dgnet  # noqa: E402
-from dgnet.train.teacher import train_teacher  # noqa: E402
-from dgnet.eval.validation import ValidationScorer  # noqa: E402
+from dgnet import io
+from dgnet.config import preset_config, replace
+from dgnet.tracking import Run
+from dgnet.data.loading import load_training_set, test_sets
+from dgnet.train.loop import train_dgnet
+from dgnet.train.teacher import train_teacher
+from dgnet.eval.validation import ValidationScorer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fidelity_default.json"
 VARIANTS = {  # name -> config changes

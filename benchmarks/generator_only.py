@@ -1,6 +1,6 @@
 """How fast can E_s and G learn to reconstruct on their own? Self-reconstruction L1 with no other loss.
 
-    python benchmarks/generator_only.py [--config default] [--iterations 600] [--lr 5e-4] [--beta1 0.5]
+    python -m benchmarks.generator_only [--config default] [--iterations 600] [--lr 5e-4] [--beta1 0.5]
 
 A diagnostic for the joint training's blurry generations: E_a is the
 config's starting trunk (frozen, its appearance code detached as in joint
@@ -16,21 +16,18 @@ training split).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet import io  # noqa: E402
-from dgnet.config import apply_overrides, preset_config  # noqa: E402
-from dgnet.data.dataset import scaled_pad  # noqa: E402
-from dgnet.models import build_dgnet, to_gray  # noqa: E402
-from dgnet.train.batches import BatchSampler, dgnet_batch  # noqa: E402
-from dgnet.data.loading import load_training_set  # noqa: E402
-from dgnet.train.samples import save_rows  # noqa: E402
+from dgnet import io
+from dgnet.config import apply_overrides, preset_config
+from dgnet.data.dataset import scaled_pad
+from dgnet.models import build_dgnet, to_gray
+from dgnet.train.batches import BatchSampler, dgnet_batch
+from dgnet.data.loading import load_training_set
+from dgnet.train.samples import save_rows
 
 OUT = Path(__file__).resolve().parent / "results" / "generator_only.json"
 

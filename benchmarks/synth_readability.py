@@ -1,7 +1,7 @@
 """Can the attribute probe read each identity cue of a synthetic world at the default input size?
 
-    python benchmarks/synth_readability.py --world classic
-    python benchmarks/synth_readability.py --world readable [--epochs 8] [--width 16]
+    python -m benchmarks.synth_readability --world classic
+    python -m benchmarks.synth_readability --world readable [--epochs 8] [--width 16]
 
 Writes the default synthetic set (``data.synth`` of the default preset, with
 ``world`` set) and the probe's own training set (1000 fresh identities,
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,13 +27,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet.config import preset_config  # noqa: E402
-from dgnet.data.dataset import ImageCache  # noqa: E402
-from dgnet.data.layouts import load_layout  # noqa: E402
-from dgnet.data.synth import write_synthetic  # noqa: E402
-from dgnet.eval.disentangle import (ATTRIBUTES, PROBE_EPOCHS, PROBE_IDS, accuracy, labels_for,  # noqa: E402
+from dgnet.config import preset_config
+from dgnet.data.dataset import ImageCache
+from dgnet.data.layouts import load_layout
+from dgnet.data.synth import write_synthetic
+from dgnet.eval.disentangle import (ATTRIBUTES, PROBE_EPOCHS, PROBE_IDS, accuracy, labels_for,
                                     probe_training_set, read_attributes, train_probe)
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -1,7 +1,7 @@
 """Speed and memory of the full joint DG-Net step (D step + E_a/E_s/G step).
 
-    python benchmarks/train_speed.py [--iterations 20] [--paper-iterations 3] [--device cpu|cuda] [--skip-side-by-side]
-    python benchmarks/train_speed.py --alternatives [--iterations 20]
+    python -m benchmarks.train_speed [--iterations 20] [--paper-iterations 3] [--device cpu|cuda] [--skip-side-by-side]
+    python -m benchmarks.train_speed --alternatives [--iterations 20]
 
 Times the step at the ``default`` configuration (the CPU pipeline's) and at
 the ``paper`` configuration (256x128, ResNet-50, batch 16; a few iterations,
@@ -28,17 +28,14 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet import io  # noqa: E402
-from dgnet.config import replace  # noqa: E402
-from dgnet.train import speed  # noqa: E402
-from dgnet.train.speed import timed_steps, yardstick_config  # noqa: E402
+from dgnet import io
+from dgnet.config import replace
+from dgnet.train import speed
+from dgnet.train.speed import timed_steps, yardstick_config
 
 OUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 OUT_ALTERNATIVES = OUT.with_name("train_speed_alternatives.json")

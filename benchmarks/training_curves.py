@@ -1,6 +1,6 @@
 """Validation mAP and reconstruction loss of a long DG-Net run, against the Baseline's validation mAP.
 
-    python benchmarks/training_curves.py [--config default] [--iterations 3000] [--every 150]
+    python -m benchmarks.training_curves [--config default] [--iterations 3000] [--every 150]
                                          [--stop-at N] [--set KEY=VALUE ...] [--label NAME] [--pretrain]
                                          [--probe PATH] [--no-baseline]
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,22 +39,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dgnet import io  # noqa: E402
-from dgnet.config import apply_overrides, preset_config, replace  # noqa: E402
-from dgnet.data.transforms import normalize  # noqa: E402
-from dgnet.eval import disentangle  # noqa: E402
-from dgnet.models import build_teacher, without_pretrained  # noqa: E402
-from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8  # noqa: E402
-from dgnet.tracking import Run  # noqa: E402
-from dgnet.data.loading import load_training_set, test_sets  # noqa: E402
-from dgnet.train.loop import train_dgnet  # noqa: E402
-from dgnet.stages.pretrain import run_pretrain  # noqa: E402
-from dgnet.stages.runs import evaluate_teacher  # noqa: E402
-from dgnet.train.teacher import train_teacher  # noqa: E402
-from dgnet.eval.validation import ValidationScorer  # noqa: E402
-from experiments.tuning import with_iterations  # noqa: E402
+from dgnet import io
+from dgnet.config import apply_overrides, preset_config, replace, with_iterations
+from dgnet.data.transforms import normalize
+from dgnet.eval import disentangle
+from dgnet.models import build_teacher, without_pretrained
+from dgnet.eval.generation import GENERATION_SEED, generate, random_partners, to_uint8
+from dgnet.tracking import Run
+from dgnet.data.loading import load_training_set, test_sets
+from dgnet.train.loop import train_dgnet
+from dgnet.stages.pretrain import run_pretrain
+from dgnet.stages.runs import evaluate_teacher
+from dgnet.train.teacher import train_teacher
+from dgnet.eval.validation import ValidationScorer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from dgnet import __version__
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:

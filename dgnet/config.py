@@ -33,8 +33,7 @@ from typing import Any, Literal
 
 import yaml
 
-if typing.TYPE_CHECKING:
-    from dgnet.fidelity import Switches
+from dgnet.fidelity import Switches, resolve
 
 
 class ConfigError(ValueError):
@@ -319,12 +318,10 @@ class Config:
     tracking: TrackingConfig = TrackingConfig()
 
     @functools.cached_property
-    def switches(self) -> "Switches":
+    def switches(self) -> Switches:
         """Every fidelity key with ``auto`` replaced by ``train.fidelity``'s profile (docs/fidelity.md),
         resolved once per config: ``cfg.switches.resize``. The fields keep their ``auto``, so what a
         checkpoint stores (and its bytes) is what the config says."""
-        from dgnet.fidelity import resolve
-
         return resolve(self)
 
 
@@ -504,6 +501,43 @@ def replace(config: Any, **changes: Any) -> Any:
     for head, sub in nested.items():
         direct[head] = replace(getattr(config, head), **sub)
     return dataclasses.replace(config, **direct)
+
+
+def nest(changes: typing.Mapping[str, Any]) -> dict:
+    """``{"train.alpha": 0.3}`` -> ``{"train": {"alpha": 0.3}}`` (params.yaml's shape)."""
+    out: dict = {}
+    for key, value in changes.items():
+        *heads, last = key.split(".")
+        node = out
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    return out
+
+
+def with_changes(cfg: Config, changes: typing.Mapping[str, Any]) -> Config:
+    """``cfg`` with dotted ``changes``, validated like a params file (ranges included)."""
+    return config_from_dict(deep_merge(config_to_dict(cfg), nest(changes)))
+
+
+def with_iterations(cfg: Config, iterations: int | None) -> Config:
+    """A shortened (or longer) run: ``train.iterations`` and the schedule scaled alike.
+
+    ``lr_steps``, ``warm_iter`` and ``ramp_iters`` keep their fractions of the
+    run, so a quick tuning run has the shape of the full one.
+    """
+    t = cfg.train
+    if iterations is None or iterations == t.iterations:
+        return cfg
+    if iterations < 1:
+        raise ConfigError(f"iterations must be >= 1, got {iterations}")
+    f = iterations / t.iterations
+    return with_changes(cfg, {
+        "train.iterations": iterations,
+        "train.lr_steps": [round(s * f) for s in t.lr_steps],
+        "train.warm_iter": round(t.warm_iter * f),
+        "train.ramp_iters": round(t.ramp_iters * f),
+    })
 
 
 # ---------------------------------------------------------------- presets

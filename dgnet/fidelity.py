@@ -18,8 +18,7 @@ the official code does, the key, and which configuration uses what.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from dgnet.config import Config, DataConfig, TrainConfig
+from typing import Any
 
 PROFILES: dict[str, dict[str, str]] = {
     "reference": {
@@ -88,12 +87,13 @@ class Switches:
         return 2 if self.appearance_bn == "half_batches" else 1
 
 
-def resolve(cfg: Config) -> Switches:
-    """Every fidelity key of ``cfg`` with ``auto`` replaced by ``train.fidelity``'s profile."""
+def resolve(cfg: Any) -> Switches:
+    """Every fidelity key of ``cfg`` (a :class:`dgnet.config.Config`: this module stays below it)
+    with ``auto`` replaced by ``train.fidelity``'s profile."""
     return resolve_parts(cfg.train, cfg.data)
 
 
-def resolve_parts(train: TrainConfig, data: DataConfig | None = None) -> Switches:
+def resolve_parts(train: Any, data: Any | None = None) -> Switches:
     """As :func:`resolve` from the sections alone; without ``data`` its keys come from the profile."""
     profile = PROFILES[train.fidelity]
     chosen = {key: getattr(train, key) for key in TRAIN_KEYS}

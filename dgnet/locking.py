@@ -4,7 +4,7 @@
 missing, never truncated, so it may be the guarded file itself) for the body
 of a ``with`` block. Closing the descriptor releases it, also when the holder
 is killed. Used by the MLflow store's creation (``dgnet.tracking``) and by the
-tuning workers' shared teacher and warm-up (``experiments/tuning.py``).
+tuning workers' shared teacher and warm-up (``experiments/caches.py``).
 """
 
 from __future__ import annotations

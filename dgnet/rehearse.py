@@ -38,7 +38,8 @@ from pathlib import Path
 from dgnet import io, preflight, switches
 from dgnet.config import Config, apply_overrides, config_to_dict, load_config, replace
 from dgnet.data.layouts import ReidSplits, load_layout
-from dgnet.errors import PEAK_GPU_ENV, UserError
+from dgnet.entry import PEAK_GPU_ENV
+from dgnet.errors import UserError
 from dgnet.toolkit.checks import check_outputs
 from dgnet.train.parallel import killed_message
 

@@ -1,6 +1,6 @@
 """The wall-clock seconds of each DVC stage's last run, and the graph's cost in default-step equivalents.
 
-Every stage script ends through :func:`dgnet.errors.run_guarded`; when DVC
+Every stage script ends through :func:`dgnet.entry.run_guarded`; when DVC
 runs it (``DVC_STAGE`` set) a successful run writes its wall seconds, from
 the interpreter's start, to ``reports/stage_seconds/STAGE.json``. The
 ``timings`` stage adds up the stages of the current graph and divides by the

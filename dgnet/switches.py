@@ -68,6 +68,14 @@ def layout_off(assignments: list[str]) -> bool:
     return any(a.replace(" ", "") == f"data.layout={OFF}" for a in assignments)
 
 
+def training_off(cfg, assignments: list[str], only_if: str | None) -> str | None:
+    """Why a stage's training is switched off (its ``--set`` puts it on the switched-off second domain,
+    or its ``--only-if KEY`` is false), or None when it trains."""
+    if layout_off(assignments):
+        return TRANSFER_OFF
+    return key_off(cfg, only_if) if only_if else None
+
+
 def is_marker(doc: Any) -> bool:
     """Whether a metrics document is a switched-off stage's marker (not trained, or not run)."""
     return isinstance(doc, dict) and (doc.get("trained") is False or doc.get("run") is False)
@@ -126,4 +134,4 @@ def write_not_run(path: str | Path, cause: str, **empty: Any) -> None:
 
 __all__ = ["ALPHAS_OFF", "BOOLEAN_SWITCHES", "OFF", "TRANSFER_OFF", "alpha_sweep_off", "blank_figure", "is_marker",
            "key_off", "layout_off", "marker_folder", "require_transfer_root",
-           "not_run", "transfer_off", "write_not_run", "write_not_trained"]
+           "not_run", "training_off", "transfer_off", "write_not_run", "write_not_trained"]

@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -47,35 +46,10 @@ from dgnet import environment
 from dgnet.config import TrackingConfig, flatten
 from dgnet.errors import Interrupted, UserError
 from dgnet.locking import exclusive_lock
+from dgnet.provenance import git_state
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "dvc_invocation"
-
-
-# What a repro rewrites or an experiment sets: not "dirty code"
-NOT_CODE = ("reports", "dvc.lock", "params.yaml")
-
-
-def git_state(cwd: str | Path = ".") -> tuple[str, bool | None]:
-    """``(commit, dirty)``: HEAD's full hash and whether tracked files other than outputs changed.
-
-    ``("unknown", None)`` outside a git work tree.
-    """
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        excludes = [f":(exclude,top){p}" for p in NOT_CODE]
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *excludes],
-                                 cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        return commit, bool(changed)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", None
-
-
-def git_commit(cwd: str | Path = ".") -> str:
-    """The short commit, ``-dirty`` when tracked code (not the outputs) changed."""
-    commit, dirty = git_state(cwd)
-    return commit if commit == "unknown" else commit[:7] + ("-dirty" if dirty else "")
 
 
 def _metric_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""``dgnet tune``: Optuna studies on held-out validation ids (experiments/tuning.py).
+"""``dgnet tune``: Optuna studies on held-out validation ids (experiments/, mapped in its README).
 
     dgnet tune alpha-beta --trials 20 [--storage sqlite:///optuna.db] [--study NAME] [--iterations N]
     dgnet tune schedule --trials 30 --iterations 600 --report-every 100
@@ -13,21 +13,6 @@ storage URL. experiments/README.md has the details.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
-
-def _tuning():
-    """``experiments.tuning``; from a checkout whose ``experiments/`` is not installed too."""
-    try:
-        from experiments import tuning
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parent.parent
-        if not (root / "experiments" / "tuning.py").is_file():
-            raise
-        sys.path.insert(0, str(root))
-        from experiments import tuning
-    return tuning
 
 
 def _betas(text: str) -> tuple[float, ...]:
@@ -39,18 +24,20 @@ def _betas(text: str) -> tuple[float, ...]:
 
 def _study(args) -> int:
     from dgnet.config import load_config
+    from experiments.objective import StudySettings
+    from experiments.spaces import DEFAULT_BETAS
+    from experiments.tuning import run_study
 
-    tuning = _tuning()
     cfg = load_config(args.params)
-    settings = tuning.StudySettings(
+    settings = StudySettings(
         space=args.space, study_name=args.study or f"{args.space}-{cfg.name}", storage=args.storage,
         trials=args.trials, iterations=args.iterations, report_every=args.report_every, seed=args.seed,
-        pruner=args.pruner, pruner_startup_trials=args.pruner_startup, betas=args.betas or tuning.DEFAULT_BETAS,
+        pruner=args.pruner, pruner_startup_trials=args.pruner_startup, betas=args.betas or DEFAULT_BETAS,
         timeout=args.timeout, work_dir=args.work_dir, reports_dir=args.reports_dir, figures_dir=args.figures_dir,
         keep_checkpoints=args.keep_checkpoints, progress=not args.quiet,
         enqueue_config=args.params if args.enqueue_config else None, heartbeat=args.heartbeat,
     )
-    _print_outputs(tuning.run_study(cfg, settings))
+    _print_outputs(run_study(cfg, settings))
     return 0
 
 
@@ -68,21 +55,20 @@ def _print_outputs(out) -> None:
 
 
 def _report(args) -> int:
-    tuning = _tuning()
-    study = tuning.load_study(args.study, args.storage)
-    _print_outputs(tuning.write_study_outputs(study, args.reports_dir, args.figures_dir))
+    from experiments.outputs import write_study_outputs
+    from experiments.storage import load_study
+
+    study = load_study(args.study, args.storage)
+    _print_outputs(write_study_outputs(study, args.reports_dir, args.figures_dir))
     return 0
 
 
 def _apply(args) -> int:
-    tuning = _tuning()
-    changes, kept = tuning.apply_best_params(args.file, args.params, write=not args.dry_run)
-    sets = " ".join(f"-S {k}={v}" for k, v in changes.items())
+    from experiments.merge import apply_best_params
+
+    changes = apply_best_params(args.file, args.params, write=not args.dry_run)
     verb = "would set" if args.dry_run else "set"
     print(f"{args.params}: {verb} " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
-    if not kept and not args.dry_run:
-        print(f"note: {args.params} was rewritten (its comments are not kept); "
-              f"`dvc exp run {sets}` is the alternative")
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 
 from dgnet import io, switches, tracking
 from dgnet.config import config_to_dict, load_config, replace
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_on
 from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.stages.runs import run_dgnet

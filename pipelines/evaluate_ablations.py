@@ -3,7 +3,7 @@
 import sys
 from dgnet import io, tracking
 from dgnet.config import config_to_dict, load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.eval.variants import MAIN_FEATURE, evaluate_variants
 from dgnet.summary import slug
 

@@ -2,7 +2,7 @@
 
 import sys
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stages.table3 import run_table3
 
 REGISTERED_MODEL = "dgnet-reid"  # the full model's test-time re-id network in MLflow's registry

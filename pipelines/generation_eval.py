@@ -23,7 +23,7 @@ import logging
 import sys
 
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stages.generation import run_generation_eval
 
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stages.runs import evaluate_offline_run, train_offline_run
 
 

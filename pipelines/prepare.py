@@ -20,7 +20,7 @@ import sys
 from dgnet import io, preflight
 from dgnet.config import load_config
 from dgnet.data.commands import prepare_data
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 
 PREPARED_DIR = "data/prepared"
 EXAMPLES_PNG = "reports/figures/synth_examples.png"

@@ -23,7 +23,8 @@ import sys
 
 from dgnet import switches
 from dgnet.config import load_config
-from dgnet.errors import UserError, run_guarded
+from dgnet.entry import run_guarded
+from dgnet.errors import UserError
 from dgnet.stages.pretrain import run_pretrain, run_pretrain_generator
 
 

@@ -17,7 +17,7 @@ import time
 
 from dgnet import io, stage_seconds, switches
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.eval import disentangle
 from dgnet.eval.generation import GENERATION_SEED
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dgnet import io, switches
 from dgnet.config import Config, load_config, replace
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stages.generation import StagePaths, run_generation_eval
 from dgnet.stages.table3 import run_table3
 from dgnet.eval.variants import beta_sweep, direct_transfer, evaluate_variants, transfer_domains

@@ -4,7 +4,7 @@ import sys
 
 from dgnet import tracking
 from dgnet.config import config_to_dict, load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.reports.build import build_reports
 
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from dgnet.config import load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stage_seconds import graph_cost
 from dgnet.summary import write_summary, write_timings
 from dgnet.train.speed import default_step_seconds

@@ -18,7 +18,7 @@ import sys
 
 from dgnet import switches
 from dgnet.config import apply_overrides, load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.stages.runs import evaluate_teacher_run, train_teacher_run
 
 
@@ -31,7 +31,7 @@ def main() -> None:
                         help="train only when this boolean key of params.yaml is true (else: markers)")
     args = parser.parse_args()
     params = load_config("params.yaml")
-    off = switches.TRANSFER_OFF if switches.layout_off(args.set) else args.only_if and switches.key_off(params, args.only_if)
+    off = switches.training_off(params, args.set, args.only_if)
     if off:
         switches.write_not_trained(off, f"reports/metrics/train_{args.name}.json", checkpoint=f"models/{args.name}.pt")
         return

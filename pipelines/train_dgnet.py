@@ -28,7 +28,7 @@ import sys
 
 from dgnet import switches
 from dgnet.config import Config, apply_overrides, load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.train.loop import warm_up_config
 from dgnet.train.parallel import Job, run_side_by_side
 from dgnet.stages.runs import run_dgnet
@@ -66,7 +66,7 @@ def main() -> None:
         models.append((args.beside, args.beside_set, args.beside_teacher or args.teacher, args.beside_only_if))
     jobs = []
     for name, assignments, teacher, only_if in models:
-        off = switches.TRANSFER_OFF if switches.layout_off(assignments) else only_if and switches.key_off(params, only_if)
+        off = switches.training_off(params, assignments, only_if)
         if off:  # switched off: markers, no training
             switches.write_not_trained(off, f"reports/metrics/train_{name}.json",
                                        folder=f"models/{name}", figure=f"reports/figures/samples_{name}.png",

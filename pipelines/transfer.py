@@ -9,7 +9,7 @@ Under ``data.transfer_layout: none`` the result says "not run" (dgnet/switches.p
 import sys
 from dgnet import io, switches, tracking
 from dgnet.config import config_to_dict, load_config
-from dgnet.errors import run_guarded
+from dgnet.entry import run_guarded
 from dgnet.eval.variants import direct_transfer, transfer_domains
 from dgnet.summary import METHODS, slug
 

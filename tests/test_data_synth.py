@@ -224,7 +224,7 @@ def _prepare_stage():
 
 
 def test_prepare_pipeline_main(tmp_path, monkeypatch):
-    from dgnet.errors import run_guarded
+    from dgnet.entry import run_guarded
 
     stage = _prepare_stage()
     monkeypatch.chdir(tmp_path)

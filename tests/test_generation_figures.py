@@ -222,7 +222,7 @@ def test_generation_eval_stage_end_to_end(micro_cfg, micro_data, tmp_path, monke
     assert stage.main(["--quiet"]) == 0
     assert "not available: no ground-truth attributes" in Path("reports/disentanglement.md").read_text()
     Path("models/teacher.pt").unlink()
-    from dgnet.errors import run_guarded
+    from dgnet.entry import run_guarded
 
     # a missing input is one clear error line, not a traceback (the stage script runs main this way)
     assert run_guarded(lambda: stage.main(["--quiet"])) == 2

@@ -315,8 +315,6 @@ def test_a_killed_workers_trial_folder_is_removed(tmp_path):
     import optuna
     from optuna.trial import TrialState
 
-    if str(ROOT) not in sys.path:  # experiments/ is a folder of the checkout
-        sys.path.insert(0, str(ROOT))
     from experiments.tuning import remove_finished_trial_dirs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -2,6 +2,9 @@
 ``dgnet.train`` and ``dgnet.eval`` side by side, neither importing the other; the stage runs
 (``dgnet.stages``) above both; reports and tracking on top, never imported from below.
 
+No two modules of ``dgnet/`` import each other, directly or round a longer circle (a circle is
+cut by moving the piece both sides need down into a module of its own).
+
 Read from the source with ``ast`` (every ``import``, also those inside functions), so no module is
 imported and the test needs no torch.
 """
@@ -69,6 +72,72 @@ def violations(package_root: Path) -> list[str]:
     return bad
 
 
+def import_graph(package_root: Path) -> dict[str, set[str]]:
+    """Each module of the package -> the modules of the package it imports (anywhere in its source)."""
+    paths = {_module(path, package_root): path for path in sorted(package_root.rglob("*.py"))}
+    graph = {}
+    for module, path in paths.items():
+        targets = set()
+        for _, names in _imports(path, module):
+            for name in names:
+                parts = name.split(".")
+                # the longest prefix that is a module: "dgnet.config.Config" -> dgnet.config
+                found = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in paths),
+                             None)
+                if found is not None and found != module and found != package_root.name:
+                    targets.add(found)
+        graph[module] = targets
+    return graph
+
+
+def circles(package_root: Path) -> list[list[str]]:
+    """The import circles among the package's modules, each as ``[a, b, ..., a]``, one per strongly
+    connected group of modules (Tarjan's algorithm, then a shortest loop through the group's first module)."""
+    graph = import_graph(package_root)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    found = []
+    for group in sorted(groups):
+        start, members = group[0], set(group)
+        paths, seen = [[start]], {start}
+        while paths:  # breadth first: the shortest way back to start inside the group
+            path = paths.pop(0)
+            nxt_all = sorted(graph[path[-1]] & members)
+            if start in nxt_all:
+                found.append(path + [start])
+                break
+            for nxt in nxt_all:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    paths.append(path + [nxt])
+    return found
+
+
 def test_lower_layers_import_neither_each_other_nor_the_layers_above():
     assert violations(ROOT / "dgnet") == []
 
@@ -90,6 +159,29 @@ def test_the_check_sees_a_bad_import_anywhere_in_a_module(tmp_path):
     assert any("dgnet.data.dataset imports dgnet.reports.tables" in v for v in found)
     assert any("dgnet.data.dataset imports dgnet.train.batches" in v for v in found)
     assert len(found) == 5, found
+
+
+def test_no_import_circles_inside_dgnet():
+    assert circles(ROOT / "dgnet") == []
+
+
+def test_the_check_finds_a_circle_made_inside_a_function(tmp_path):
+    """A copy of the package where two lower modules import each other, one of them only inside a
+    function, and a three-module circle through ``from dgnet import x``: both found, nothing else."""
+    copy = tmp_path / "dgnet"
+    shutil.copytree(ROOT / "dgnet", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "locking.py", "a") as fh:
+        fh.write("\n\ndef _late():\n    from dgnet.progress import bar\n")
+    with open(copy / "progress.py", "a") as fh:
+        fh.write("\nfrom dgnet.locking import exclusive_lock\n")
+    with open(copy / "runlog.py", "a") as fh:
+        fh.write("\nfrom dgnet import losses\n")
+    with open(copy / "losses.py", "a") as fh:
+        fh.write("\nfrom . import summary\n")
+    with open(copy / "summary.py", "a") as fh:
+        fh.write("\nimport dgnet.runlog\n")
+    assert circles(copy) == [["dgnet.locking", "dgnet.progress", "dgnet.locking"],
+                             ["dgnet.losses", "dgnet.summary", "dgnet.runlog", "dgnet.losses"]]
 
 
 def test_every_dvc_stage_lists_code_that_exists():

@@ -24,9 +24,8 @@ from dgnet import cli
 from dgnet.config import config_to_dict, replace
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from experiments import tuning  # noqa: E402
+from experiments.outputs import best_params
+from experiments.storage import open_study
 
 pytestmark = pytest.mark.slow
 STUDY = "alpha-beta-micro"
@@ -125,7 +124,7 @@ def test_two_workers_share_a_postgresql_study_and_a_tracking_server(lab, micro_c
     assert cli.main(["tune", "report", "--study", STUDY, "--storage", storage, "--reports-dir",
                      str(tmp_path / f"m{first}/reports"), "--figures-dir", str(tmp_path / f"m{first}/figures")]) == 0
     best = [yaml.safe_load((tmp_path / f"m{i}/reports/{STUDY}_best_params.yaml").read_text()) for i in (first, last)]
-    assert best[0] == best[1] == tuning.best_params(study)[0]
+    assert best[0] == best[1] == best_params(study)[0]
     assert best[0]["train"]["alpha"] == pytest.approx(study.best_params["alpha"], abs=1e-4)
 
 
@@ -177,7 +176,7 @@ def test_a_worker_opens_the_study_when_another_created_its_tables_meanwhile(lab_
 
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other_worker_first)
     try:
-        study = tuning.open_study("race", url)
+        study = open_study("race", url)
     finally:
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other_worker_first)
     assert fired, "the interleaving did not happen"

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from dgnet import tracking
+from dgnet import provenance, tracking
 from dgnet.config import TrackingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,14 +74,14 @@ def test_git_tags_say_whether_the_code_not_the_outputs_is_dirty(tmp_path):
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "x")
-    commit, dirty = tracking.git_state(tmp_path)
+    commit, dirty = provenance.git_state(tmp_path)
     assert len(commit) == 40 and dirty is False
     for name in ("dvc.lock", "params.yaml", "reports/table3.md"):  # what a repro or an experiment rewrites
         (tmp_path / name).write_text("b\n")
-    assert tracking.git_state(tmp_path)[1] is False
+    assert provenance.git_state(tmp_path)[1] is False
     (tmp_path / "code.py").write_text("b\n")
-    assert tracking.git_state(tmp_path)[1] is True
-    assert tracking.git_commit(tmp_path).endswith("-dirty")
+    assert provenance.git_state(tmp_path)[1] is True
+    assert provenance.git_commit(tmp_path).endswith("-dirty")
 
 
 def test_metric_names_are_readable():

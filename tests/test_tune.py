@@ -1,4 +1,4 @@
-"""Optuna tuning (experiments/tuning.py, ``dgnet tune``): validation split, search spaces,
+"""Optuna tuning (experiments/, ``dgnet tune``): validation split, search spaces,
 pruning, a two-trial study end to end, two workers on one SQLite study, best params."""
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ import pytest
 import yaml
 
 from dgnet.config import (ConfigError, config_from_dict, config_to_dict, deep_merge, load_config,
-                          preset_config, preset_dict, replace)
+                          preset_config, preset_dict, replace, with_changes, with_iterations)
 from dgnet import tune_commands
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # experiments/ is a folder of the checkout, not an installed package
-    sys.path.insert(0, str(ROOT))
-from experiments import tuning  # noqa: E402
+from experiments.caches import ensure_warmup, warmup_key
+from experiments.merge import apply_best_params
+from experiments.objective import Objective, StudySettings, ValidationReporter
+from experiments.spaces import (DEFAULT_BETAS, SCHEDULE_RANGES, SEARCHED_KEYS, SPACES, config_changes, config_params,
+                                suggest_params)
+from experiments.storage import TrialSeededSampler
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -76,40 +79,40 @@ def test_tuning_never_sees_the_test_ids(micro_cfg):
 
 
 @pytest.mark.parametrize("preset", ["micro", "default", "paper"])
-@pytest.mark.parametrize("space", tuning.SPACES)
+@pytest.mark.parametrize("space", SPACES)
 def test_search_spaces_give_valid_configs_at_every_scale(preset, space):
     cfg = preset_config(preset)
-    study = optuna.create_study(sampler=tuning.TrialSeededSampler(0, n_startup_trials=2), direction="maximize")
+    study = optuna.create_study(sampler=TrialSeededSampler(0, n_startup_trials=2), direction="maximize")
     for _ in range(6):  # edges of the ranges too
         trial = study.ask()
-        params = tuning.suggest_params(space, trial)
-        changes = tuning.config_changes(space, params, cfg.train.iterations, beta=0.75)
-        trial_cfg = tuning.with_changes(cfg, changes)
+        params = suggest_params(space, trial)
+        changes = config_changes(space, params, cfg.train.iterations, beta=0.75)
+        trial_cfg = with_changes(cfg, changes)
         t = trial_cfg.train
         assert t.warm_iter + t.ramp_iters <= t.iterations
         if space == "alpha-beta":
             assert set(changes) == {"train.alpha", "eval.beta"} and t.alpha == params["alpha"]
             assert trial_cfg.eval.beta == 0.75
         else:
-            assert set(changes) == set(tuning.SEARCHED_KEYS["schedule"])
+            assert set(changes) == set(SEARCHED_KEYS["schedule"])
             assert t.warm_iter == round(params["warm_frac"] * t.iterations)
         study.tell(trial, float(len(study.trials)))
 
 
 def test_with_iterations_scales_the_schedule():
     cfg = preset_config("default")
-    short = tuning.with_iterations(cfg, cfg.train.iterations // 5)
+    short = with_iterations(cfg, cfg.train.iterations // 5)
     t, s = cfg.train, short.train
     assert s.iterations == t.iterations // 5
     assert s.warm_iter == round(t.warm_iter / 5) and s.ramp_iters == round(t.ramp_iters / 5)
     assert s.lr_steps == tuple(round(x / 5) for x in t.lr_steps)
-    assert tuning.with_iterations(cfg, None) is cfg
+    assert with_iterations(cfg, None) is cfg
 
 
 def test_sampler_proposals_depend_on_seed_and_trial_number_only():
     def first_alphas(seed, n):
-        study = optuna.create_study(sampler=tuning.TrialSeededSampler(seed), direction="maximize")
-        study.optimize(lambda t: tuning.suggest_params("alpha-beta", t)["alpha"], n_trials=n)
+        study = optuna.create_study(sampler=TrialSeededSampler(seed), direction="maximize")
+        study.optimize(lambda t: suggest_params("alpha-beta", t)["alpha"], n_trials=n)
         return [t.params["alpha"] for t in study.trials]
 
     a, b = first_alphas(0, 4), first_alphas(0, 4)
@@ -136,7 +139,7 @@ def _fake_score(values):
 def test_reporter_reports_every_n_iterations_and_prunes_before_the_last():
     study = optuna.create_study(pruner=optuna.pruners.NopPruner(), direction="maximize")
     trial = study.ask()
-    hook = tuning.ValidationReporter(trial, _fake_score([0.1, 0.2, 0.3]), every=2, last=5)
+    hook = ValidationReporter(trial, _fake_score([0.1, 0.2, 0.3]), every=2, last=5)
     for it in range(1, 6):
         hook({"appearance": None}, it)
     assert study.trials[0].intermediate_values == {2: 0.1, 4: 0.2, 5: 0.3}
@@ -144,7 +147,7 @@ def test_reporter_reports_every_n_iterations_and_prunes_before_the_last():
 
     study = optuna.create_study(pruner=_AlwaysPrune(), direction="maximize")
     trial = study.ask()
-    hook = tuning.ValidationReporter(trial, _fake_score([0.1, 0.2]), every=2, last=5)
+    hook = ValidationReporter(trial, _fake_score([0.1, 0.2]), every=2, last=5)
     hook({"appearance": None}, 1)  # not a reporting iteration
     with pytest.raises(optuna.TrialPruned):
         hook({"appearance": None}, 2)
@@ -164,19 +167,19 @@ def test_a_pruned_trial_is_recorded_in_optuna_and_mlflow(micro_cfg, tmp_path, mo
     import dgnet.train.loop
 
     monkeypatch.setattr(dgnet.train.loop, "train_dgnet", fake_train)
-    settings = tuning.StudySettings(space="alpha-beta", study_name="pruned-unit", report_every=2,
+    settings = StudySettings(space="alpha-beta", study_name="pruned-unit", report_every=2,
                                     work_dir=str(tmp_path / "work"), progress=False)
     scorer = SimpleNamespace(score=_fake_score([0.4, 0.5, 0.6]))
-    objective = tuning.Objective(settings, micro_cfg, SimpleNamespace(images=None, labels=None, num_classes=6),
+    objective = Objective(settings, micro_cfg, SimpleNamespace(images=None, labels=None, num_classes=6),
                                  None, scorer)
-    study = optuna.create_study(pruner=_AlwaysPrune(), sampler=tuning.TrialSeededSampler(3), direction="maximize")
+    study = optuna.create_study(pruner=_AlwaysPrune(), sampler=TrialSeededSampler(3), direction="maximize")
     study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.intermediate_values == {2: 0.4}
     assert calls["alpha"] == trial.params["alpha"]
     assert trial.user_attrs["train_seed"] == micro_cfg.train.seed
-    assert trial.user_attrs["sampler_seed"] == tuning.TrialSeededSampler(3).trial_seed(0)
+    assert trial.user_attrs["sampler_seed"] == TrialSeededSampler(3).trial_seed(0)
     assert not (tmp_path / "work" / "pruned-unit").exists() or not any((tmp_path / "work" / "pruned-unit").iterdir())
     _, runs = _runs(micro_cfg.tracking.uri, "pruned-unit")
     assert len(runs) == 1 and runs[0].data.tags["optuna.state"] == "PRUNED"
@@ -202,12 +205,12 @@ def test_the_shared_warm_up_is_cached_by_its_key_and_continued(micro_cfg, tmp_pa
     data = load_training_set(cfg.data, hold_out_validation=True, progress=False)
     torch.manual_seed(0)
     teacher = build_teacher(cfg.model, data.num_classes)
-    warm = tuning.ensure_warmup(cfg, data, teacher, tmp_path / "work", progress=False)
+    warm = ensure_warmup(cfg, data, teacher, tmp_path / "work", progress=False)
     assert checkpoint.load(warm, "dgnet")["iteration"] == 2
-    assert tuning.ensure_warmup(cfg, data, teacher, tmp_path / "work", progress=False) == warm  # cached
+    assert ensure_warmup(cfg, data, teacher, tmp_path / "work", progress=False) == warm  # cached
     trial_cfg = replace(cfg, **{"train.alpha": 0.7})
-    assert tuning.warmup_key(trial_cfg) == tuning.warmup_key(cfg)  # alpha does not change the warm-up
-    assert tuning.warmup_key(replace(cfg, **{"train.lambda_img": 2.0})) != tuning.warmup_key(cfg)
+    assert warmup_key(trial_cfg) == warmup_key(cfg)  # alpha does not change the warm-up
+    assert warmup_key(replace(cfg, **{"train.lambda_img": 2.0})) != warmup_key(cfg)
     seen = []
     train_dgnet(trial_cfg, data.images, data.labels, data.num_classes, teacher, tmp_path / "warm", Run(None, None),
                 progress=False, init_from=warm, iteration_hook=lambda nets, it: seen.append(it))
@@ -231,14 +234,14 @@ def test_two_trial_alpha_beta_study_end_to_end_and_resume(micro_cfg, tmp_path, c
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     for t in trials:
         assert t.user_attrs["train_seed"] == micro_cfg.train.seed
-        assert t.user_attrs["sampler_seed"] == tuning.TrialSeededSampler(0).trial_seed(t.number)
+        assert t.user_attrs["sampler_seed"] == TrialSeededSampler(0).trial_seed(t.number)
         assert t.user_attrs["warm_start"].endswith("last.pt")  # the shared first warm_iter = 2 iterations
         linked = mlflow.MlflowClient(micro_cfg.tracking.uri).get_run(t.user_attrs["mlflow_run_id"])
         assert linked.data.tags["optuna.trial"] == str(t.number)  # both ways: trial <-> run
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert set(t.intermediate_values) == {4, 6}
             assert t.value == t.intermediate_values[6] == max(t.user_attrs["mAP_by_beta"].values())
-            assert t.user_attrs["beta"] in tuning.DEFAULT_BETAS
+            assert t.user_attrs["beta"] in DEFAULT_BETAS
 
     # the teacher: trained once, on the training ids without the validation ids
     (teacher,) = (tmp_path / "models").glob("teacher-*.pt")
@@ -313,12 +316,12 @@ def test_schedule_study_writes_importances(micro_cfg, tmp_path):
     assert len(study.trials) == 2 and all(t.user_attrs["iterations"] == 4 for t in study.trials)
     # --enqueue-config: the first trial is the params file's own schedule, marked as such
     first = study.trials[0]
-    assert first.params == pytest.approx(tuning.config_params("schedule", micro_cfg))
+    assert first.params == pytest.approx(config_params("schedule", micro_cfg))
     assert first.user_attrs["note"] == f"enqueued: the values of {params}, for comparison"
     trials = pd.read_csv(tmp_path / "reports" / f"{name}_trials.csv")
     assert list(trials["trial"]) == [0, 1] and trials.loc[0, "note"] == first.user_attrs["note"]
     assert trials.loc[0, "warm_frac"] == pytest.approx(first.params["warm_frac"], abs=1e-4)
-    assert tuning.config_changes("schedule", first.params, micro_cfg.train.iterations)["train.warm_iter"] == \
+    assert config_changes("schedule", first.params, micro_cfg.train.iterations)["train.warm_iter"] == \
         micro_cfg.train.warm_iter
     for kind in ("history", "importances", "slice"):
         assert (tmp_path / "figures" / f"tuning_{name}_{kind}.png").stat().st_size > 1000
@@ -334,11 +337,11 @@ def test_figures_are_skipped_with_a_note_when_the_study_is_too_small(tmp_path):
     from dgnet.reports.tuning_figures import tuning_figures
 
     study = optuna.create_study(direction="maximize")
-    files, notes = tuning_figures(study, tmp_path / "t", list(tuning.SCHEDULE_RANGES))
+    files, notes = tuning_figures(study, tmp_path / "t", list(SCHEDULE_RANGES))
     assert files == {} and "no completed trial" in notes[0]
-    study.enqueue_trial({k: lo for k, (lo, hi, _) in tuning.SCHEDULE_RANGES.items()})
-    study.optimize(lambda t: 0.5 if tuning.suggest_params("schedule", t) else 0, n_trials=1)
-    files, notes = tuning_figures(study, tmp_path / "t", list(tuning.SCHEDULE_RANGES))
+    study.enqueue_trial({k: lo for k, (lo, hi, _) in SCHEDULE_RANGES.items()})
+    study.optimize(lambda t: 0.5 if suggest_params("schedule", t) else 0, n_trials=1)
+    files, notes = tuning_figures(study, tmp_path / "t", list(SCHEDULE_RANGES))
     assert set(files) == {"history", "slice"} and "importances skipped" in notes[0]
 
 
@@ -348,8 +351,8 @@ def test_figures_are_skipped_with_a_note_when_the_study_is_too_small(tmp_path):
 WORKER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    sys.path.insert(0, sys.argv[4])
-    from experiments import tuning
+    from experiments.spaces import suggest_params
+    from experiments.storage import open_study
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ready = Path(sys.argv[3])
@@ -357,10 +360,10 @@ WORKER = textwrap.dedent("""
     deadline = time.time() + 60
     while len(list(ready.glob("ready-*"))) < 2 and time.time() < deadline:  # start together
         time.sleep(0.01)
-    study = tuning.open_study("shared", sys.argv[1], seed=0)
+    study = open_study("shared", sys.argv[1], seed=0)
 
     def objective(trial):
-        alpha = tuning.suggest_params("alpha-beta", trial)["alpha"]
+        alpha = suggest_params("alpha-beta", trial)["alpha"]
         trial.set_user_attr("worker", os.getpid())
         time.sleep(0.05)
         return alpha
@@ -374,8 +377,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     n = 8
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), storage, str(n), str(tmp_path), str(ROOT)],
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this checkout's experiments/
+    procs = [subprocess.Popen([sys.executable, str(script), storage, str(n), str(tmp_path)],
                               env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=120)
@@ -402,8 +405,8 @@ def test_apply_keeps_comments_and_validates(tmp_path):
     before = params.read_text()
     best = tmp_path / "best.yaml"
     best.write_text("# from a study\ntrain:\n  alpha: 0.35\neval:\n  beta: 1.25\n")
-    changes, kept = tuning.apply_best_params(best, params)
-    assert changes == {"train.alpha": 0.35, "eval.beta": 1.25} and kept
+    changes = apply_best_params(best, params)
+    assert changes == {"train.alpha": 0.35, "eval.beta": 1.25}
     after = params.read_text()
     assert "  alpha: 0.35                # lambda_fine = alpha * lambda_prim" in after
     assert len(after.splitlines()) == len(before.splitlines())
@@ -414,14 +417,34 @@ def test_apply_keeps_comments_and_validates(tmp_path):
 
     best.write_text("train: {alpha: 3.0}\n")  # out of range: an error naming the key, file untouched
     with pytest.raises(ConfigError, match="train.alpha"):
-        tuning.apply_best_params(best, params)
+        apply_best_params(best, params)
     assert params.read_text() == after
 
-    flow = tmp_path / "flow.yaml"  # flow style: rewritten, still merged and valid
-    flow.write_text(yaml.safe_dump(preset_dict("micro"), default_flow_style=True))
-    best.write_text("train: {alpha: 0.5}\n")
-    _, kept = tuning.apply_best_params(best, flow)
-    assert not kept and load_config(flow).train.alpha == 0.5
+
+def test_apply_keeps_a_flow_style_file_as_it_was_but_the_value(tmp_path):
+    micro = preset_dict("micro")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("# all on one line\n" + yaml.safe_dump(micro, default_flow_style=True, width=10**6))
+    before = flow.read_text()
+    assert before.count(f"alpha: {micro['train']['alpha']},") == 1
+    (tmp_path / "best.yaml").write_text("train:\n  alpha: 0.5\n")
+    apply_best_params(tmp_path / "best.yaml", flow)
+    assert flow.read_text() == before.replace(f"alpha: {micro['train']['alpha']},", "alpha: 0.5,")
+    assert load_config(flow).train.alpha == 0.5
+
+
+def test_apply_sets_a_nested_key_in_place(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "configs" / "default.yaml", params)
+    before = params.read_text().splitlines()
+    (tmp_path / "best.yaml").write_text("model:\n  backbone:\n    arch: resnet18\n")
+    assert apply_best_params(tmp_path / "best.yaml", params) == {"model.backbone.arch": "resnet18"}
+    after = params.read_text().splitlines()
+    changed = [(b, a) for b, a in zip(before, after) if b != a]
+    assert len(after) == len(before)
+    assert changed == [("    arch: small              # small | resnet18 | resnet50",
+                        "    arch: resnet18           # small | resnet18 | resnet50")]
+    assert load_config(params).model.backbone.arch == "resnet18"
 
 
 def test_tune_help_from_the_dgnet_command(capsys):

@@ -53,7 +53,9 @@ from PIL import Image
 
 from dgnet import io
 from dgnet.config import SynthConfig
+from dgnet.data import synth_readable
 from dgnet.data.layouts import load_layout
+from dgnet.data.synth_draw import BAGS, SKIN, TEXTURE_P, TEXTURES, Canvas, Identity, jitter, paint
 from dgnet.errors import UserError
 
 JPEG_QUALITY = 90
@@ -81,11 +83,7 @@ PALETTES: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
 PALETTES["P"] = PALETTES["A"] + PALETTES["B"][1:]  # the pre-training set: both domains' colours, own cameras
 HAIR = (("black", (22, 20, 18)), ("brown", (85, 55, 32)), ("blond", (195, 165, 100)),
         ("grey", (150, 148, 145)), ("auburn", (130, 55, 30)))
-SKIN = ((242, 205, 175), (225, 180, 140), (190, 140, 100), (140, 95, 65), (95, 65, 45))
-TEXTURES = ("solid", "stripes", "dots", "checks")
-TEXTURE_P = (0.4, 0.2, 0.2, 0.2)
 VIEWS = ("front", "back", "side")
-BAGS = ("none", "backpack", "handbag")
 
 CSV_FIELDS = (
     "split", "file", "pid", "camid", "kind", "view", "facing", "top_color", "top_texture",
@@ -98,31 +96,6 @@ SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query",
 
 
 # ---------------------------------------------------------------- identities and cameras
-
-
-@dataclass(frozen=True)
-class Identity:
-    top: str
-    top_rgb: np.ndarray
-    top2: str
-    top2_rgb: np.ndarray
-    texture: str
-    tex_period: float  # texture period, fraction of body height
-    sleeves: str  # long | short
-    bottom: str
-    bottom_rgb: np.ndarray
-    bottom_type: str  # trousers | shorts
-    shoe: str
-    shoe_rgb: np.ndarray
-    hair: str
-    hair_rgb: np.ndarray
-    hair_long: bool
-    skin: int
-    height_factor: float
-    width_factor: float
-    bag: str
-    bag_color: str
-    bag_rgb: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -141,14 +114,10 @@ class Camera:
     view_p: np.ndarray  # probabilities of front, back, side
 
 
-def _jitter(rng: np.random.Generator, rgb, amount: float = 14.0) -> np.ndarray:
-    return np.clip(np.asarray(rgb, np.float32) + rng.normal(0, amount, 3), 0, 255) / 255.0
-
-
 def _make_identity(rng: np.random.Generator, palette, previous: list[Identity]) -> Identity:
     def pick(options):
         i = int(rng.integers(len(options)))
-        return options[i][0], _jitter(rng, options[i][1])
+        return options[i][0], jitter(rng, options[i][1])
 
     top, top_rgb = pick(palette)
     bottom, bottom_rgb = pick(palette)
@@ -158,7 +127,7 @@ def _make_identity(rng: np.random.Generator, palette, previous: list[Identity]) 
     top2, top2_rgb = pick(palette)
     if top2 == top:
         top2, rgb = ("white", (225, 225, 220)) if top != "white" else ("black", (25, 25, 28))
-        top2_rgb = _jitter(rng, rgb)
+        top2_rgb = jitter(rng, rgb)
     shoe, shoe_rgb = pick(palette[:3] + palette[-4:])  # shoes: mostly dark / neutral
     hair, hair_rgb = pick(HAIR)
     bag = BAGS[int(rng.choice(3, p=(0.5, 0.3, 0.2)))]
@@ -211,47 +180,12 @@ def _make_camera(style: str, cam: int) -> Camera:
 # ---------------------------------------------------------------- drawing
 
 
-class _Canvas:
-    """Soft (anti-aliased) shape masks on a fixed pixel grid; all vectorised numpy."""
-
-    def __init__(self, height: int, width: int):
-        self.h, self.w = height, width
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.yy, self.xx = yy + 0.5, xx + 0.5
-
-    def capsule(self, p0, p1, r):
-        (x0, y0), (x1, y1) = p0, p1
-        dx, dy = x1 - x0, y1 - y0
-        t = ((self.xx - x0) * dx + (self.yy - y0) * dy) / max(dx * dx + dy * dy, 1e-6)
-        t = np.clip(t, 0, 1)
-        d = np.hypot(self.xx - (x0 + t * dx), self.yy - (y0 + t * dy))
-        return np.clip(r - d + 0.5, 0, 1)
-
-    def ellipse(self, cx, cy, rx, ry):
-        q = np.hypot((self.xx - cx) / rx, (self.yy - cy) / ry)
-        return np.clip(0.5 - (q - 1) * min(rx, ry), 0, 1)
-
-    def box(self, x0, x1, y0, y1):
-        d = np.minimum(np.minimum(self.xx - x0, x1 - self.xx), np.minimum(self.yy - y0, y1 - self.yy))
-        return np.clip(d + 0.5, 0, 1)
-
-    def trapezoid(self, cx, y0, y1, hw0, hw1):
-        t = np.clip((self.yy - y0) / max(y1 - y0, 1e-6), 0, 1)
-        hw = hw0 + (hw1 - hw0) * t
-        d = np.minimum(hw - np.abs(self.xx - cx), np.minimum(self.yy - y0, y1 - self.yy))
-        return np.clip(d + 0.5, 0, 1)
-
-
-def _paint(img: np.ndarray, mask: np.ndarray, color) -> None:
-    img += (np.asarray(color, np.float32) - img) * mask[..., None]
-
-
 def _lowfreq(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
     small = rng.random((cells * 2, cells)).astype(np.float32)
     return np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BILINEAR))
 
 
-def _background(cv: _Canvas, cam: Camera, rng: np.random.Generator, palette) -> np.ndarray:
+def _background(cv: Canvas, cam: Camera, rng: np.random.Generator, palette) -> np.ndarray:
     h, w = cv.h, cv.w
     horizon = (cam.horizon + rng.normal(0, 0.03)) * h
     pan = rng.uniform(0, 10 * w)
@@ -273,13 +207,13 @@ def _background(cv: _Canvas, cam: Camera, rng: np.random.Generator, palette) -> 
     else:  # foliage
         m = np.clip((_lowfreq(rng, h, w, 5) - 0.45) * 4, 0, 1)
     m *= (cv.yy < horizon)
-    _paint(img, m * 0.8, cam.pattern_rgb)
+    paint(img, m * 0.8, cam.pattern_rgb)
     # floor texture: faint perspective lines
     lines = (np.abs(((cv.xx - w / 2) / np.maximum(cv.yy - horizon + 2, 2) * 2 + pan) % 1.0 - 0.5) > 0.46)
-    _paint(img, lines * (cv.yy > horizon) * 0.25, cam.floor * 0.6)
+    paint(img, lines * (cv.yy > horizon) * 0.25, cam.floor * 0.6)
     # clutter: a few objects, coloured like clothes at times (hard backgrounds)
     for _ in range(int(rng.poisson(1.3))):
-        color = (_jitter(rng, palette[int(rng.integers(len(palette)))][1])
+        color = (jitter(rng, palette[int(rng.integers(len(palette)))][1])
                  if rng.random() < 0.5 else rng.uniform(0.1, 0.9, 3))
         x0 = rng.uniform(-0.2, 1.0) * w
         y0 = rng.uniform(0.0, 0.9) * h
@@ -287,11 +221,11 @@ def _background(cv: _Canvas, cam: Camera, rng: np.random.Generator, palette) -> 
             mask = cv.box(x0, x0 + rng.uniform(0.1, 0.5) * w, y0, y0 + rng.uniform(0.05, 0.3) * h)
         else:
             mask = cv.ellipse(x0, y0, rng.uniform(0.05, 0.25) * w, rng.uniform(0.03, 0.12) * h)
-        _paint(img, mask, color)
+        paint(img, mask, color)
     return img
 
 
-def _top_colors(cv: _Canvas, ident: Identity, cx: float, y0: float, s: float) -> np.ndarray:
+def _top_colors(cv: Canvas, ident: Identity, cx: float, y0: float, s: float) -> np.ndarray:
     """Per-pixel colour of the top (texture in body coordinates, so it moves with the body)."""
     if ident.texture == "solid":
         return ident.top_rgb
@@ -308,7 +242,7 @@ def _top_colors(cv: _Canvas, ident: Identity, cx: float, y0: float, s: float) ->
     return ident.top_rgb + (ident.top2_rgb - ident.top_rgb) * m[..., None]
 
 
-def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> None:
+def _draw_person(img: np.ndarray, cv: Canvas, ident: Identity, pose: dict) -> None:
     """Draw one pedestrian: ``pose`` has view, facing (+-1), phase, s (height px), cx, foot."""
     s, cx, foot, phase, f = pose["s"], pose["cx"], pose["foot"], pose["phase"], pose["facing"]
     view, wf = pose["view"], ident.width_factor
@@ -323,16 +257,16 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
     fore_rgb = skin if ident.sleeves == "short" else ident.top_rgb
 
     # ground shadow
-    _paint(img, cv.ellipse(cx, foot, 0.22 * s, 0.03 * s) * 0.45, np.zeros(3, np.float32))
+    paint(img, cv.ellipse(cx, foot, 0.22 * s, 0.03 * s) * 0.45, np.zeros(3, np.float32))
 
     def leg(hip_x, theta, bend, shade, lift=0.0):
         knee = (hip_x + f * math.sin(theta) * (y_knee - y_hip), y_hip + math.cos(theta) * (y_knee - y_hip))
         a = theta - bend
         ank = (knee[0] + f * math.sin(a) * (y_ank - y_knee), knee[1] + math.cos(a) * (y_ank - y_knee) - lift)
-        _paint(img, cv.capsule((hip_x, y_hip), knee, r_leg), ident.bottom_rgb * shade)
-        _paint(img, cv.capsule(knee, ank, r_leg * 0.9), shin_rgb * shade)
+        paint(img, cv.capsule((hip_x, y_hip), knee, r_leg), ident.bottom_rgb * shade)
+        paint(img, cv.capsule(knee, ank, r_leg * 0.9), shin_rgb * shade)
         off = f * 0.03 * s if side else 0.0
-        _paint(img, cv.ellipse(ank[0] + off, ank[1] + 0.012 * s, (0.055 if side else 0.036) * s, 0.022 * s),
+        paint(img, cv.ellipse(ank[0] + off, ank[1] + 0.012 * s, (0.055 if side else 0.036) * s, 0.022 * s),
                ident.shoe_rgb * shade)
 
     def arm(sh_x, alpha, bend, sign, shade):
@@ -340,33 +274,33 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
         elbow = (sh_x + sign * math.sin(alpha) * la, y_sh + 0.02 * s + math.cos(alpha) * la)
         b = alpha + bend
         hand = (elbow[0] + sign * math.sin(b) * lf, elbow[1] + math.cos(b) * lf)
-        _paint(img, cv.capsule((sh_x, y_sh + 0.02 * s), elbow, r_arm), ident.top_rgb * shade)
-        _paint(img, cv.capsule(elbow, hand, r_arm * 0.9), fore_rgb * shade)
-        _paint(img, cv.ellipse(hand[0], hand[1], 0.026 * s, 0.028 * s), skin * shade)
+        paint(img, cv.capsule((sh_x, y_sh + 0.02 * s), elbow, r_arm), ident.top_rgb * shade)
+        paint(img, cv.capsule(elbow, hand, r_arm * 0.9), fore_rgb * shade)
+        paint(img, cv.ellipse(hand[0], hand[1], 0.026 * s, 0.028 * s), skin * shade)
         return hand
 
     def handbag(hand):
         if ident.bag == "handbag":
-            _paint(img, cv.box(hand[0] - 0.06 * s, hand[0] + 0.06 * s, hand[1], hand[1] + 0.11 * s), ident.bag_rgb)
+            paint(img, cv.box(hand[0] - 0.06 * s, hand[0] + 0.06 * s, hand[1], hand[1] + 0.11 * s), ident.bag_rgb)
 
     def head():
         hx = cx + (f * 0.02 * s if side else 0.0)
         hy, rx, ry = top + 0.075 * s, 0.058 * s, 0.07 * s
         if ident.hair_long and view != "back":  # long hair falls behind the head
-            _paint(img, cv.capsule((hx - f * 0.02 * s * side, hy), (hx - f * 0.03 * s * side, top + 0.21 * s),
+            paint(img, cv.capsule((hx - f * 0.02 * s * side, hy), (hx - f * 0.03 * s * side, top + 0.21 * s),
                                    0.062 * s), ident.hair_rgb)
-        _paint(img, cv.ellipse(hx, hy, rx, ry), skin)
+        paint(img, cv.ellipse(hx, hy, rx, ry), skin)
         if view == "back":
-            _paint(img, cv.ellipse(hx, hy, rx * 1.05, ry * 1.02), ident.hair_rgb)
+            paint(img, cv.ellipse(hx, hy, rx * 1.05, ry * 1.02), ident.hair_rgb)
             if ident.hair_long:
-                _paint(img, cv.capsule((hx, hy), (hx, top + 0.24 * s), 0.06 * s), ident.hair_rgb)
+                paint(img, cv.capsule((hx, hy), (hx, top + 0.24 * s), 0.06 * s), ident.hair_rgb)
         elif side:
             cap = cv.ellipse(hx - f * 0.015 * s, hy - 0.02 * s, rx * 1.05, ry * 0.8)
-            _paint(img, cap * (cv.xx * f < (hx + f * 0.02 * s) * f), ident.hair_rgb)
+            paint(img, cap * (cv.xx * f < (hx + f * 0.02 * s) * f), ident.hair_rgb)
         else:
-            _paint(img, cv.ellipse(hx, hy - 0.035 * s, rx * 1.08, ry * 0.6), ident.hair_rgb)
+            paint(img, cv.ellipse(hx, hy - 0.035 * s, rx * 1.08, ry * 0.6), ident.hair_rgb)
             for ex in (-0.022 * s, 0.022 * s):
-                _paint(img, cv.ellipse(hx + ex, hy + 0.005 * s, 0.009 * s, 0.007 * s) * 0.7, np.zeros(3, np.float32))
+                paint(img, cv.ellipse(hx + ex, hy + 0.005 * s, 0.009 * s, 0.007 * s) * 0.7, np.zeros(3, np.float32))
 
     torso = cv.trapezoid(cx, y_sh, y_hip + 0.02 * s, hw_sh, hw_hip)
     shoulders = cv.capsule((cx - hw_sh + 0.03 * s, y_sh + 0.03 * s), (cx + hw_sh - 0.03 * s, y_sh + 0.03 * s), 0.03 * s)
@@ -376,12 +310,12 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
         bend = lambda ph: 0.6 * leg_amp * (1 + math.cos(ph)) / 2 + 0.05  # noqa: E731
         if ident.bag == "backpack":  # sticks out behind the back
             x_in, x_out = cx - f * 0.5 * hw_sh, cx - f * (hw_sh + 0.1 * s)
-            _paint(img, cv.box(min(x_in, x_out), max(x_in, x_out), y_sh + 0.02 * s, y_sh + 0.26 * s),
+            paint(img, cv.box(min(x_in, x_out), max(x_in, x_out), y_sh + 0.02 * s, y_sh + 0.26 * s),
                    ident.bag_rgb)
         leg(cx, -th, bend(phase + math.pi), 0.75)  # far leg
         arm(cx, arm_amp * math.sin(phase), 0.35, f, 0.75)  # far arm
-        _paint(img, torso, top_fill)
-        _paint(img, shoulders * 0.8, top_fill)
+        paint(img, torso, top_fill)
+        paint(img, shoulders * 0.8, top_fill)
         leg(cx, th, bend(phase), 1.0)  # near leg
         head()
         hand = arm(cx, -arm_amp * math.sin(phase), 0.35, f, 1.0)
@@ -392,15 +326,15 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
             # front / back: the swing is in depth, seen as a lifted foot
             lift = 0.12 * s * leg_amp * max(0.0, math.sin(phase + k * math.pi))
             leg(hip_x, sign * 0.05 * f, 0.0, 1.0, lift)
-        _paint(img, torso, top_fill)
-        _paint(img, shoulders, top_fill)
+        paint(img, torso, top_fill)
+        paint(img, shoulders, top_fill)
         if ident.bag == "backpack":
             if view == "back":
                 pack = cv.box(cx - 0.75 * hw_sh, cx + 0.75 * hw_sh, y_sh + 0.03 * s, y_sh + 0.27 * s)
-                _paint(img, pack, ident.bag_rgb)
+                paint(img, pack, ident.bag_rgb)
             else:
                 for sx in (-0.55 * hw_sh, 0.55 * hw_sh):
-                    _paint(img, cv.capsule((cx + sx, y_sh), (cx + sx * 1.05, y_sh + 0.2 * s), 0.014 * s), ident.bag_rgb)
+                    paint(img, cv.capsule((cx + sx, y_sh), (cx + sx * 1.05, y_sh + 0.2 * s), 0.014 * s), ident.bag_rgb)
         hands = []
         for k, sign in enumerate((-1.0, 1.0)):
             swing = 0.1 + 0.15 * arm_amp * math.sin(phase + k * math.pi)
@@ -409,7 +343,7 @@ def _draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> N
         handbag(hands[0] if f < 0 else hands[1])
 
 
-def _illuminate(img: np.ndarray, cv: _Canvas, cam: Camera, rng: np.random.Generator) -> tuple[np.ndarray, float, bool]:
+def _illuminate(img: np.ndarray, cv: Canvas, cam: Camera, rng: np.random.Generator) -> tuple[np.ndarray, float, bool]:
     brightness = cam.brightness * float(rng.uniform(0.72, 1.22))
     gain = cam.gain * (1 + rng.normal(0, 0.04, 3)).astype(np.float32)
     grad = 1 + 0.25 * cam.light_side * (cv.xx / cv.w - 0.5)
@@ -426,7 +360,7 @@ def _illuminate(img: np.ndarray, cv: _Canvas, cam: Camera, rng: np.random.Genera
     return np.clip(out, 0, 1), brightness, blurred
 
 
-def _occlude(img: np.ndarray, cv: _Canvas, rng: np.random.Generator, palette) -> str:
+def _occlude(img: np.ndarray, cv: Canvas, rng: np.random.Generator, palette) -> str:
     if rng.random() >= 0.15:
         return "none"
     kind = ("pole", "box", "passer")[int(rng.integers(3))]
@@ -434,14 +368,14 @@ def _occlude(img: np.ndarray, cv: _Canvas, rng: np.random.Generator, palette) ->
     if kind == "pole":
         x = rng.uniform(0.1, 0.9) * w
         hw = rng.uniform(0.04, 0.09) * w
-        _paint(img, cv.box(x - hw, x + hw, -1, h + 1), rng.uniform(0.15, 0.6) * np.ones(3, np.float32))
+        paint(img, cv.box(x - hw, x + hw, -1, h + 1), rng.uniform(0.15, 0.6) * np.ones(3, np.float32))
     elif kind == "box":
         top = rng.uniform(0.65, 0.82) * h
-        _paint(img, cv.box(-1, w + 1, top, h + 1), _jitter(rng, palette[int(rng.integers(len(palette)))][1]))
+        paint(img, cv.box(-1, w + 1, top, h + 1), jitter(rng, palette[int(rng.integers(len(palette)))][1]))
     else:  # part of a passer-by at the edge
         x = (rng.uniform(-0.15, 0.05) if rng.random() < 0.5 else rng.uniform(0.95, 1.15)) * w
-        color = _jitter(rng, palette[int(rng.integers(len(palette)))][1])
-        _paint(img, cv.ellipse(x, rng.uniform(0.35, 0.6) * h, 0.2 * w, 0.25 * h), color)
+        color = jitter(rng, palette[int(rng.integers(len(palette)))][1])
+        paint(img, cv.ellipse(x, rng.uniform(0.35, 0.6) * h, 0.2 * w, 0.25 * h), color)
     return kind
 
 
@@ -451,13 +385,11 @@ def _occlude(img: np.ndarray, cv: _Canvas, rng: np.random.Generator, palette) ->
 def _world(name: str):
     """The identity-making and person-drawing functions of ``data.synth.world``."""
     if name == "readable":
-        from dgnet.data import synth_readable  # it builds on this module's helpers
-
         return synth_readable.make_identity, synth_readable.draw_person
     return _make_identity, _draw_person
 
 
-def _visit(rng: np.random.Generator, cam: Camera, ident: Identity, cv: _Canvas) -> dict:
+def _visit(rng: np.random.Generator, cam: Camera, ident: Identity, cv: Canvas) -> dict:
     """What one camera sees of one identity (shared by its frames, like a tracklet)."""
     return {
         "view": VIEWS[int(rng.choice(3, p=cam.view_p))],
@@ -469,7 +401,7 @@ def _visit(rng: np.random.Generator, cam: Camera, ident: Identity, cv: _Canvas) 
     }
 
 
-def _frame_pose(rng: np.random.Generator, visit: dict, cv: _Canvas) -> dict:
+def _frame_pose(rng: np.random.Generator, visit: dict, cv: Canvas) -> dict:
     view = visit["view"]
     if rng.random() < 0.2:  # the person turns
         view = VIEWS[int(rng.integers(3))]
@@ -497,7 +429,7 @@ class _Writer:
 
     def __init__(self, root: Path, cfg: SynthConfig, rng: np.random.Generator):
         self.root, self.cfg, self.rng = root, cfg, rng
-        self.cv = _Canvas(cfg.height, cfg.width)
+        self.cv = Canvas(cfg.height, cfg.width)
         self.palette = PALETTES[cfg.style]
         self.make_identity, self.draw_person = _world(cfg.world)
         self.cameras = [_make_camera(cfg.style, c) for c in range(cfg.cameras)]

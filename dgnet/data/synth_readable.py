@@ -20,16 +20,7 @@ import math
 
 import numpy as np
 
-from dgnet.data.synth import (
-    BAGS,
-    SKIN,
-    TEXTURE_P,
-    TEXTURES,
-    Identity,
-    _Canvas,
-    _jitter,
-    _paint,
-)
+from dgnet.data.synth_draw import BAGS, SKIN, TEXTURE_P, TEXTURES, Canvas, Identity, jitter, paint
 
 HAIR = (("black", (18, 16, 14)), ("brown", (105, 62, 28)), ("blond", (240, 210, 120)),
         ("grey", (196, 196, 202)), ("auburn", (200, 62, 20)))
@@ -40,7 +31,7 @@ CONTRAST = 120.0  # least RGB distance (0-255) of a texture's or a bag's colour 
 
 def _pick(rng: np.random.Generator, options) -> tuple[str, np.ndarray]:
     i = int(rng.integers(len(options)))
-    return options[i][0], _jitter(rng, options[i][1])
+    return options[i][0], jitter(rng, options[i][1])
 
 
 def _contrasting(rng: np.random.Generator, palette, against: list[str]) -> tuple[str, np.ndarray]:
@@ -82,7 +73,7 @@ def _band(t: np.ndarray, duty: float, period_px: float) -> np.ndarray:
     return np.clip((duty / 2 - d) * period_px + 0.5, 0, 1)
 
 
-def _top_colors(cv: _Canvas, ident: Identity, cx: float, y0: float, s: float):
+def _top_colors(cv: Canvas, ident: Identity, cx: float, y0: float, s: float):
     """The top's per-pixel colour: the top colour dominates, the second colour draws the pattern."""
     if ident.texture == "solid":
         return ident.top_rgb
@@ -101,7 +92,7 @@ def _top_colors(cv: _Canvas, ident: Identity, cx: float, y0: float, s: float):
 class _Person:
     """One pedestrian's geometry in pixels; ``draw`` paints it onto the image."""
 
-    def __init__(self, img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict):
+    def __init__(self, img: np.ndarray, cv: Canvas, ident: Identity, pose: dict):
         self.img, self.cv, self.ident = img, cv, ident
         s = self.s = pose["s"]
         self.cx, self.foot, self.phase, self.f = pose["cx"], pose["foot"], pose["phase"], pose["facing"]
@@ -118,7 +109,7 @@ class _Person:
         self.fill = _top_colors(cv, ident, self.cx, self.y_sh, s)  # the top's colour per pixel
 
     def paint(self, mask, color) -> None:
-        _paint(self.img, mask, color)
+        paint(self.img, mask, color)
 
     def leg(self, hip_x: float, theta: float, bend: float, shade: float, lift: float = 0.0) -> None:
         s, f, ident = self.s, self.f, self.ident
@@ -243,6 +234,6 @@ class _Person:
         self.handbag(hands[0] if f < 0 else hands[1])
 
 
-def draw_person(img: np.ndarray, cv: _Canvas, ident: Identity, pose: dict) -> None:
+def draw_person(img: np.ndarray, cv: Canvas, ident: Identity, pose: dict) -> None:
     """Draw one pedestrian of the readable world (``pose`` as in the classic world)."""
     _Person(img, cv, ident, pose).draw()

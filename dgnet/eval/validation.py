@@ -1,6 +1,6 @@
 """Validation mAP of a DG-Net appearance encoder on held-out identities, for a grid of beta.
 
-Used by the tuning studies (``experiments/tuning.py``) and the benchmarks alike::
+Used by the tuning studies (``experiments/objective.py``) and the benchmarks alike::
 
     query, gallery, _ = test_sets(cfg.data, validation=True, resize=cfg.switches.resize)
     scorer = ValidationScorer(query, gallery, cfg.eval, device, betas=(0.0, 0.5, 1.0))
