@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dgnet import io
+from dgnet.provenance import git_commit
+
 FOLDER = Path("reports/stage_seconds")
 MOVED = FOLDER / "moved"
 VOLATILE = ("train_seconds", "seconds_per_iteration", "step_seconds_median", "seconds")  # top-level keys
@@ -47,10 +50,6 @@ def record() -> None:
     stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT")
     if not stage or not root:
         return
-    from dgnet import io
-
-    from dgnet.tracking import git_commit
-
     io.write_json(Path(root) / FOLDER / f"{stage}.json",
                   {"stage": stage, "wall_seconds": round(process_seconds(), 1),
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git_commit": git_commit(root)})
@@ -68,7 +67,6 @@ def moved_path(path: str | Path) -> Path | None:
 
 def write_metrics(path: str | Path, doc: dict[str, Any]) -> None:
     """Write a stage's metrics JSON; under DVC its :data:`VOLATILE` keys go to their own file."""
-    from dgnet import io
 
     moved = moved_path(path) if os.environ.get("DVC_STAGE") else None
     volatile = {k: doc[k] for k in VOLATILE if k in doc}
