@@ -175,6 +175,9 @@ class RuntimeConfig:
     channels_last: bool = False
     threads: int = field(default=0, metadata=_range(0))  # torch CPU threads, 0 = torch default
     parallel_trainings: int = field(default=2, metadata=_range(1))  # independent trainings at once (CPU)
+    # fused Adam/SGD updates; auto: on unless train.fidelity is reference (docs/fidelity.md)
+    fused_optimizers: Literal["auto", "on", "off"] = "auto"
+    compile: bool = False  # torch.compile of E_a, E_s, G and the teacher's forward passes (docs/performance.md)
 
     def _check(self) -> None:
         if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):

@@ -35,6 +35,18 @@ def load_training_set(cfg: DataConfig, hold_out_validation: bool = False, progre
     return TrainingSet(cache.images, labels, len(mapping), samples)
 
 
+def on_device(images: Tensor, device: torch.device, share: float = 0.25) -> Tensor:
+    """The uint8 training images moved to a CUDA ``device`` when they take at most ``share`` of its free
+    memory (Market-1501 at 256x128 is about 1.3 GB), so batches are gathered and augmented there; else
+    (or on the CPU) the images as they are."""
+    if device.type != "cuda" or images.device == device:
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if images.numel() * images.element_size() > share * free:
+        return images
+    return images.to(device)
+
+
 def test_sets(cfg: DataConfig, validation: bool = False, resize: str = "bilinear",
               progress: bool = True) -> tuple[ReidTestDataset, ReidTestDataset, ReidSplits]:
     """(query, gallery) datasets: the test split, or the held-out validation ids."""

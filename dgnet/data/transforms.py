@@ -46,26 +46,89 @@ def denormalize(x: Tensor, clamp: bool = True) -> Tensor:
     return out.clamp(0, 1) if clamp else out
 
 
+def to_device(x: Tensor, device: torch.device) -> Tensor:
+    """Copy a small host tensor to ``device`` without waiting for the device's queued work."""
+    return x.to(device, non_blocking=True)
+
+
 def random_flip(batch: Tensor, generator: torch.Generator, p: float = 0.5) -> Tensor:
     """Flip each image of ``(B, C, H, W)`` horizontally with probability ``p``."""
-    flip = (torch.rand(batch.shape[0], generator=generator) < p).to(batch.device)
+    flip = to_device(torch.rand(batch.shape[0], generator=generator) < p, batch.device)
     return torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
 
 
 def pad_and_crop(batch: Tensor, pad: int, generator: torch.Generator, mode: str = "zero") -> Tensor:
     """Pad every side by ``pad`` (``zero``, or ``edge``: repeat the border pixels, as the official
-    DG-Net code) and crop back to ``(H, W)`` at a random offset per image."""
+    DG-Net code) and crop back to ``(H, W)`` at a random offset per image.
+
+    Done as two gathers of clamped source rows and columns (no padded copy, no loop over the
+    images), so it runs on the batch's device with the offsets drawn on the host."""
     if mode not in ("zero", "edge"):
         raise ValueError(f"mode must be 'zero' or 'edge', got {mode!r}")
     if pad <= 0:
         return batch
-    b, _, h, w = batch.shape
-    if mode == "edge":  # replicate padding needs a float tensor
-        padded = torch.nn.functional.pad(batch.float(), (pad,) * 4, mode="replicate").to(batch.dtype)
+    b, c, h, w = batch.shape
+    offsets = to_device(torch.randint(0, 2 * pad + 1, (b, 2), generator=generator), batch.device)
+    rows = offsets[:, :1] - pad + torch.arange(h, device=batch.device)  # (B, H) source row of each output row
+    cols = offsets[:, 1:] - pad + torch.arange(w, device=batch.device)
+    out = batch.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, h, w))
+    out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(b, c, h, w))
+    if mode == "zero":
+        inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
+        out = out.masked_fill(~inside, 0)
+    return out
+
+
+def erasing_boxes(
+    n: int,
+    h: int,
+    w: int,
+    p: float,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.02, 0.4),
+    aspect: tuple[float, float] = (0.3, 3.3),
+    aspect_sampling: str = "log_uniform",
+) -> Tensor:
+    """The rectangles random erasing removes from ``n`` images of ``h x w``: a host ``(n, 4)`` tensor of
+    ``(top, bottom, left, right)``, all zero for an image left intact.
+
+    With probability ``p`` per image, one rectangle of area ``area`` (fraction of the image) and aspect
+    ratio in ``aspect`` (drawn ``log_uniform``, or ``uniform`` as the official DG-Net code does); up to
+    100 tries per image, the first that fits is kept. Every try is drawn at once, so the draws never
+    depend on a value read back from a device.
+    """
+    if aspect_sampling not in ("uniform", "log_uniform"):
+        raise ValueError(f"aspect_sampling must be 'uniform' or 'log_uniform', got {aspect_sampling!r}")
+    tries = 100
+    apply = torch.rand(n, generator=generator) < p
+    u = torch.rand(n, tries, 2, generator=generator, dtype=torch.float64)
+    v = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    target = (area[0] + (area[1] - area[0]) * u[..., 0]) * h * w
+    if aspect_sampling == "uniform":
+        ratio = aspect[0] + (aspect[1] - aspect[0]) * u[..., 1]
     else:
-        padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
-    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
-    return torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets.tolist())])
+        lo, hi = math.log(aspect[0]), math.log(aspect[1])
+        ratio = torch.exp(lo + (hi - lo) * u[..., 1])
+    eh = torch.round(torch.sqrt(target * ratio)).long()
+    ew = torch.round(torch.sqrt(target / ratio)).long()
+    fits = (eh > 0) & (eh < h) & (ew > 0) & (ew < w)
+    first = fits.int().argmax(1, keepdim=True)  # the first try that fits
+    eh, ew = eh.gather(1, first)[:, 0], ew.gather(1, first)[:, 0]
+    keep = apply & fits.any(1)
+    top = (v[:, 0] * (h - eh + 1)).long().clamp(max=h - 1)
+    left = (v[:, 1] * (w - ew + 1)).long().clamp(max=w - 1)
+    boxes = torch.stack([top, top + eh, left, left + ew], 1)
+    return torch.where(keep[:, None], boxes, torch.zeros_like(boxes))
+
+
+def erase(batch: Tensor, boxes: Tensor) -> Tensor:
+    """Set the ``boxes`` (:func:`erasing_boxes`) of normalised images ``(B, C, H, W)`` to 0, the mean colour."""
+    _, _, h, w = batch.shape
+    boxes = to_device(boxes, batch.device)
+    ys, xs = torch.arange(h, device=batch.device), torch.arange(w, device=batch.device)
+    in_rows = (ys >= boxes[:, :1]) & (ys < boxes[:, 1:2])  # (B, H)
+    in_cols = (xs >= boxes[:, 2:3]) & (xs < boxes[:, 3:])  # (B, W)
+    return batch.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0)
 
 
 def random_erasing(
@@ -74,51 +137,16 @@ def random_erasing(
     generator: torch.Generator,
     area: tuple[float, float] = (0.02, 0.4),
     aspect: tuple[float, float] = (0.3, 3.3),
-    fill: str = "zeros",
     aspect_sampling: str = "log_uniform",
 ) -> Tensor:
-    """Random erasing (Zhong et al. 2020) on normalised float images ``(B, 3, H, W)``.
-
-    With probability ``p`` per image, one rectangle of area ``area`` (fraction
-    of the image) and aspect ratio in ``aspect`` (drawn ``log_uniform``, or ``uniform`` as the
-    official DG-Net code does) is replaced by
-    zeros (``fill="zeros"``: the mean colour after normalisation, as in the
-    DG-Net reference) or by standard-normal noise (``fill="random"``).
-    Up to 100 tries per image to find a rectangle that fits.
-    """
-    if fill not in ("zeros", "random"):
-        raise ValueError(f"fill must be 'zeros' or 'random', got {fill!r}")
-    b, c, h, w = batch.shape
-    out = batch.clone()
-    apply = (torch.rand(b, generator=generator) < p).tolist()
-    if aspect_sampling not in ("uniform", "log_uniform"):
-        raise ValueError(f"aspect_sampling must be 'uniform' or 'log_uniform', got {aspect_sampling!r}")
-    log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
-    for i in range(b):
-        if not apply[i]:
-            continue
-        for _ in range(100):
-            u = torch.rand(3, generator=generator).tolist()
-            target = (area[0] + (area[1] - area[0]) * u[0]) * h * w
-            if aspect_sampling == "uniform":
-                ratio = aspect[0] + (aspect[1] - aspect[0]) * u[1]
-            else:
-                ratio = math.exp(log_lo + (log_hi - log_lo) * u[1])
-            eh = int(round(math.sqrt(target * ratio)))
-            ew = int(round(math.sqrt(target / ratio)))
-            if 0 < eh < h and 0 < ew < w:
-                y = int(torch.randint(0, h - eh + 1, (1,), generator=generator))
-                x = int(torch.randint(0, w - ew + 1, (1,), generator=generator))
-                if fill == "zeros":
-                    out[i, :, y:y + eh, x:x + ew] = 0
-                else:
-                    noise = torch.randn((c, eh, ew), generator=generator)
-                    out[i, :, y:y + eh, x:x + ew] = noise.to(out.dtype).to(out.device)
-                break
-    return out
+    """Random erasing (Zhong et al. 2020) on normalised float images ``(B, 3, H, W)``: with probability
+    ``p`` per image one rectangle (:func:`erasing_boxes`) is replaced by zeros, the mean colour after
+    normalisation, as in the DG-Net reference."""
+    _, _, h, w = batch.shape
+    return erase(batch, erasing_boxes(batch.shape[0], h, w, p, generator, area, aspect, aspect_sampling))
 
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "denormalize", "normalize", "pad_and_crop",
-    "random_erasing", "random_flip",
+    "IMAGENET_MEAN", "IMAGENET_STD", "denormalize", "erase", "erasing_boxes", "normalize", "pad_and_crop",
+    "random_erasing", "random_flip", "to_device",
 ]

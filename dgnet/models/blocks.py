@@ -38,7 +38,16 @@ def pad2d(x: Tensor, pad: int, mode: Pad) -> Tensor:
     if mode == "zero":
         return F.pad(x, (pad, pad, pad, pad))
     fits = pad < x.shape[-1] and pad < x.shape[-2]
-    return F.pad(x, (pad, pad, pad, pad), mode="reflect" if fits else "replicate")
+    return F.pad(x, (pad, pad, pad, pad), mode="reflect") if fits else replicate_pad(x, pad)
+
+
+def replicate_pad(x: Tensor, pad: int) -> Tensor:
+    """``F.pad(x, (pad,) * 4, mode="replicate")`` written as edge rows and columns repeated and
+    concatenated: the same values, and a backward that ``torch.compile`` handles on the CPU (the
+    replication kernel's backward returns channels-last strides its fake kernel does not predict)."""
+    w = x.shape[-1]
+    x = torch.cat([x[..., :1, :].expand(*x.shape[:-2], pad, w), x, x[..., -1:, :].expand(*x.shape[:-2], pad, w)], -2)
+    return torch.cat([x[..., :1].expand(*x.shape[:-1], pad), x, x[..., -1:].expand(*x.shape[:-1], pad)], -1)
 
 
 def activation(kind: Act) -> nn.Module:

@@ -34,10 +34,11 @@ class BatchSampler:
         self.rank = rank
         self.world_size = world_size
         self.n = len(labels)
+        self._labels = labels.tolist()
         by_label: dict[int, list[int]] = defaultdict(list)
-        for i, label in enumerate(labels.tolist()):
+        for i, label in enumerate(self._labels):
             by_label[label].append(i)
-        self.by_label = {k: torch.tensor(v) for k, v in by_label.items()}
+        self.by_label = dict(by_label)
         self._perm_epoch = -1
         self._perm = torch.empty(0, dtype=torch.long)
 
@@ -62,12 +63,11 @@ class BatchSampler:
         """For each index another image of the same identity (itself if it is the only one)."""
         out = []
         for i in idx.tolist():
-            pool = self.by_label[int(self.labels[i])]
-            others = pool[pool != i]
-            if len(others) == 0:
+            others = [j for j in self.by_label[self._labels[i]] if j != i]
+            if not others:
                 out.append(i)
             else:
-                out.append(int(others[torch.randint(len(others), (1,), generator=generator)]))
+                out.append(others[torch.randint(len(others), (1,), generator=generator).tolist()[0]])
         return torch.tensor(out)
 
 
@@ -81,14 +81,21 @@ def augment(images: Tensor, pad: int, generator: torch.Generator, pad_mode: str 
 def dgnet_batch(
     images: Tensor, sampler: BatchSampler, iteration: int, pad: int, device: torch.device, pad_mode: str = "zero"
 ) -> Batch:
-    """The joint-training batch: x_i, a same-identity x_t, labels and the cross-id partner j."""
+    """The joint-training batch: x_i, a same-identity x_t, labels and the cross-id partner j.
+
+    ``images`` may live on the host or on ``device`` (:func:`dgnet.data.loading.on_device`); the
+    choices are drawn on the host and sent with asynchronous copies, nothing is read back."""
     g = iteration_generator(sampler.seed, iteration, sampler.rank, stream=1)
     idx = sampler.indices(iteration)
     pos = sampler.positives(idx, g)
     labels = sampler.labels[idx]
+
+    def pick(rows: Tensor) -> Tensor:
+        return images[T.to_device(rows, images.device)].to(device, non_blocking=True)
+
     return Batch(
-        images=augment(images[idx], pad, g, pad_mode).to(device),
-        positives=augment(images[pos], pad, g, pad_mode).to(device),
-        labels=labels.to(device),
-        partner=cross_identity_partners(labels, g).to(device),
+        images=augment(pick(idx), pad, g, pad_mode),
+        positives=augment(pick(pos), pad, g, pad_mode),
+        labels=T.to_device(labels, device),
+        partner=T.to_device(cross_identity_partners(labels, g), device),
     )

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from dgnet import losses as L
-from dgnet.data.transforms import random_erasing
+from dgnet.data import transforms as T
 from dgnet.errors import DivergenceError
 from dgnet.models.structure import to_gray
 from dgnet.train.distributed import average_gradients
@@ -127,11 +127,14 @@ def generate(
     b = batch.images.shape[0]
     real = torch.cat([batch.images, batch.positives])  # (2B, 3, H, W)
     aspect = "uniform" if sw.erasing_aspect == "uniform" else "log_uniform"
-    erased = random_erasing(real, erasing_p, generator, aspect_sampling=aspect)
+    n, _, h, w = real.shape
+    boxes = T.erasing_boxes(n, h, w, erasing_p, generator, aspect_sampling=aspect)  # drawn on the host
+    erased = T.erase(real, boxes)
     if sw.appearance_bn == "half_batches":
         codes, logits_prim, logits_fine = _encode_real_in_halves(appearance, real, erased, erasing_p, sw.bn_groups)
     else:
-        codes, logits_prim, logits_fine = _encode_real_whole(appearance, real, erased)
+        was_erased = [i for i, (top, bottom, _, _) in enumerate(boxes.tolist()) if bottom > top]
+        codes, logits_prim, logits_fine = _encode_real_whole(appearance, real, erased, was_erased)
     code, code_pos = codes[:b], codes[b:]
 
     struct = structure(to_gray(batch.images))  # (B, C_s, H/4, W/4)
@@ -144,13 +147,14 @@ def generate(
                      logits_prim_real=logits_prim, logits_fine_real=logits_fine)
 
 
-def _encode_real_whole(appearance: nn.Module, real: Tensor, erased: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One E_a pass over the erased images plus the clean copies of the erased rows."""
+def _encode_real_whole(appearance: nn.Module, real: Tensor, erased: Tensor,
+                       was_erased: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """One E_a pass over the erased images plus the clean copies of the erased rows (``was_erased``,
+    known on the host, so the batch's size never waits on the device)."""
     n = real.shape[0]
-    was_erased = (erased != real).flatten(1).any(dim=1)  # (2B,)
-    out = appearance(torch.cat([erased, real[was_erased]]))
-    codes = out.code[:n].detach().clone()
-    codes[was_erased] = out.code[n:].detach()  # clean codes for G
+    rows = T.to_device(torch.tensor(was_erased, dtype=torch.long), real.device)
+    out = appearance(torch.cat([erased, real.index_select(0, rows)]))
+    codes = out.code[:n].detach().index_copy(0, rows, out.code[n:].detach())  # clean codes for G
     return codes, out.logits_prim[:n], out.logits_fine[:n]
 
 
@@ -172,6 +176,7 @@ def dis_step(
     groups: int = 1,
 ) -> dict[str, Tensor]:
     """Update D: LSGAN on real vs detached generated images, plus the R1-style penalty.
+    The losses are not checked here: the caller watches them (:class:`dgnet.train.guards.FinitenessWatch`).
 
     ``groups=2`` sums the two half-batches' losses (the official code's D on loader a, then b).
     """
@@ -185,7 +190,6 @@ def dis_step(
         if gp_weight > 0:
             gp = gp + L.r1_penalty(out_real, real_part)
     total = adv + gp_weight * gp
-    check_finite({"d_adv": adv, "d_gp": gp})
     total.backward()
     average_gradients(discriminator)
     optimizer.step()
@@ -231,7 +235,7 @@ def gen_losses(
     frozen = in_groups(lambda x: frozen_forward(appearance, x), gen.cross, sw.bn_groups)
     code_recon = frozen.code.detach() if sw.code1_gradient == "detached" else frozen.code
     losses["code1"] = summed_over(g, L.recon_l1, code_recon, gen.code)
-    if torch.rand((), generator=generator).item() < 0.5:
+    if torch.rand((), generator=generator).tolist() < 0.5:  # a host draw: nothing is read back
         struct_recon = structure(to_gray(gen.cross.detach()))  # trains E_s
     else:
         struct_recon = frozen_forward(structure, to_gray(gen.cross))  # trains G
@@ -311,7 +315,6 @@ def gen_step(
 ) -> dict[str, Tensor]:
     """Update E_a, E_s and G with the weighted sum of equation 10; return every named loss."""
     losses = gen_losses(nets, teacher, batch, gen, weights, generator, sw)
-    check_finite(losses)
     total = sum(weights[LOSS_WEIGHT[name]] * value for name, value in losses.items())
     opt_gen.zero_grad(set_to_none=True)
     opt_app.zero_grad(set_to_none=True)

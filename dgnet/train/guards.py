@@ -1,15 +1,20 @@
 """Checks that keep a training honest: finite weights, a matching config on resume.
 
     bad = nonfinite_tensors(nets)          # [] when every parameter and buffer is finite
+    watch = FinitenessWatch(); watch.record(it, losses, nets); watch.first_failure()   # (iteration, what) or None
     notes = check_resume_config(state["config"], cfg, path)   # UserError for keys that change the run
 
-The finiteness check runs after every optimizer step: fused max-norms
-(``torch._foreach_norm``, which propagate NaN and inf) over every network and
-a single host sync; tensors are only named when something is wrong.
+Finiteness is measured with fused max-norms (``torch._foreach_norm``, which
+propagate NaN and inf) over every network; tensors are only named when
+something is wrong. The training loop records each iteration's losses and
+max-norms on the device and reads them once per logging interval and before
+every checkpoint (:class:`FinitenessWatch`), so a steady-state iteration waits
+on no device-to-host copy.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from torch import Tensor, nn
 
 from dgnet.config import Config, ConfigError, config_from_dict, config_to_dict, flatten
 from dgnet.errors import UserError
+from dgnet.io import describe
 
 
 def _float_tensors(net: nn.Module) -> list[tuple[str, Tensor]]:
@@ -39,6 +45,37 @@ def nonfinite_tensors(nets: dict[str, nn.Module]) -> list[str]:
     if all_finite([t for _, t in named]):
         return []
     return [name for name, t in named if not bool(torch.isfinite(t).all())]
+
+
+class FinitenessWatch:
+    """Each iteration's losses and the networks' max-norms after its update, kept on the device until
+    :meth:`first_failure` reads them all at once (one host read) and names the first non-finite one."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, list[str], Tensor, list[str], Tensor]] = []
+
+    def record(self, iteration: int, losses: dict[str, Tensor], nets: dict[str, nn.Module]) -> None:
+        named = [(f"{net_name}.{name}", t) for net_name, net in nets.items() for name, t in _float_tensors(net)]
+        values = torch.stack([v.detach().float() for v in losses.values()])
+        norms = torch.stack([n.float() for n in torch._foreach_norm([t for _, t in named], float("inf"))])
+        self._pending.append((iteration, list(losses), values, [name for name, _ in named], norms))
+
+    def first_failure(self) -> tuple[int, str] | None:
+        """``(iteration, what)`` for the first recorded iteration with a non-finite loss (named), else
+        with a non-finite parameter or buffer; None when all were finite. Forgets what was recorded."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        ok = torch.stack([torch.isfinite(torch.cat([v, n])).all() for _, _, v, _, n in pending]).tolist()
+        for good, (it, loss_names, values, tensor_names, norms) in zip(ok, pending):
+            if good:
+                continue
+            for name, value in zip(loss_names, values.tolist()):
+                if not math.isfinite(value):
+                    return it, f"loss {name!r} is {value}"
+            bad = [name for name, n in zip(tensor_names, norms.tolist()) if not math.isfinite(n)]
+            return it, f"the update made {describe(bad)}"
+        return None
 
 
 # ---------------------------------------------------------------- resume

@@ -8,11 +8,14 @@ Every ``checkpoint_every`` iterations (and at the end) the whole state is
 written atomically to ``last.pt``; batches and dropout are seeded by the
 iteration, so a resumed run continues exactly where the killed one stood.
 
-Guards (never keep a broken model): the losses are checked before
-each update and every parameter and buffer after it (:mod:`dgnet.train.guards`);
-a divergence stops the run naming the iteration and the checkpoint that really
-is good (one this run wrote or resumed from), and a save refuses non-finite
-state. ``--resume`` refuses a checkpoint whose config differs in keys that
+Guards (never keep a broken model): every iteration's losses and the
+networks' max-norms after its update are recorded on the device and read once
+per logging interval and before every sample grid, checkpoint or
+``iteration_hook`` (:class:`dgnet.train.guards.FinitenessWatch`), so a
+steady-state iteration reads nothing back from the device; a divergence stops
+the run naming the first iteration that went wrong and the checkpoint that
+really is good (one this run wrote or resumed from), and a save refuses
+non-finite state. ``--resume`` refuses a checkpoint whose config differs in keys that
 change the run. Ctrl-C stops with one line saying which checkpoint is kept.
 """
 
@@ -32,13 +35,14 @@ from dgnet import checkpoint, io
 from dgnet.config import Config, replace
 from dgnet.errors import DivergenceError, Interrupted, UserError
 from dgnet.data.dataset import scaled_pad
+from dgnet.data.loading import on_device
 from dgnet.models import build_dgnet
 from dgnet.runlog import RunLog
 from dgnet.train import distributed, guards
 from dgnet.train.batches import BatchSampler, dgnet_batch, iteration_generator
 from dgnet.train.dgnet_step import dis_step, gen_step, generate
 from dgnet.train.schedules import joint_lr_factor, loss_weights
-from dgnet.train.teacher import sgd_with_head_lr, set_lr
+from dgnet.train.teacher import set_lr, sgd_with_head_lr, tensor_lrs
 
 log = logging.getLogger(__name__)
 NETWORKS = ("appearance", "structure", "decoder", "discriminator")
@@ -54,20 +58,45 @@ class TrainResult:
     step_seconds_median: float | None = None  # one update alone (no logging, sample grids or checkpoints)
 
 
+def fused_optimizers(cfg: Config) -> bool:
+    """``runtime.fused_optimizers``; ``auto`` fuses unless ``train.fidelity`` is ``reference``, whose
+    updates stay those of the official code's unfused optimizers (docs/fidelity.md)."""
+    choice = cfg.runtime.fused_optimizers
+    return choice == "on" or (choice == "auto" and cfg.train.fidelity != "reference")
+
+
 def build_optimizers(cfg: Config, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
-    """E_a: SGD (heads 10x); E_s + G: Adam; D: Adam (betas 0, 0.999), as the reference."""
+    """E_a: SGD (heads 10x); E_s + G: Adam; D: Adam (betas 0, 0.999), as the reference; each one fused
+    update with 0-d tensor learning rates where :func:`fused_optimizers` says so."""
     t = cfg.train
-    adam = dict(betas=(0.0, 0.999), weight_decay=t.weight_decay)
+    fused = fused_optimizers(cfg)
+    adam = dict(betas=(0.0, 0.999), weight_decay=t.weight_decay, fused=fused or None)
     gen_params = list(nets["structure"].parameters()) + list(nets["decoder"].parameters())
     opts = {
-        "appearance": sgd_with_head_lr(nets["appearance"], t.lr_appearance, t.head_lr_mult, 0.9, t.weight_decay),
+        "appearance": sgd_with_head_lr(nets["appearance"], t.lr_appearance, t.head_lr_mult, 0.9, t.weight_decay,
+                                       fused),
         "generator": torch.optim.Adam([{"params": gen_params, "base_lr": t.lr_generator}], lr=t.lr_generator, **adam),
         "discriminator": torch.optim.Adam(
             [{"params": nets["discriminator"].parameters(), "base_lr": t.lr_discriminator}],
             lr=t.lr_discriminator, **adam,
         ),
     }
+    if fused:
+        for name in ("generator", "discriminator"):
+            tensor_lrs(opts[name])
     return opts
+
+
+COMPILED = ("appearance", "structure", "decoder")  # D stays eager: the R1 penalty's double backward
+
+
+def compile_networks(cfg: Config, nets: dict[str, nn.Module]) -> None:
+    """``runtime.compile``: ``torch.compile`` the forward passes of E_a, E_s and G in place (their
+    state-dict keys unchanged). D is left eager: the gradient penalty differentiates through its
+    backward, which compiled graphs (AOTAutograd) do not support."""
+    if cfg.runtime.compile:
+        for name in COMPILED:
+            nets[name].compile()
 
 
 # Keys that only act from warm_iter on: variants differing only in these share
@@ -134,6 +163,18 @@ def load_pretrained_generator(nets: dict[str, nn.Module], path: str | Path, devi
         reason = " ".join(str(err).split())[:300]
         raise UserError(f"train.generator_init: {path} does not fit the networks of the current params "
                         f"({reason}); rerun `dvc repro pretrain_generator`") from None
+
+
+class _Diverged(DivergenceError):
+    def __init__(self, iteration: int, what: str):
+        super().__init__(what)
+        self.iteration = iteration
+
+
+def _raise_first_failure(watch: guards.FinitenessWatch) -> None:
+    failure = watch.first_failure()
+    if failure is not None:
+        raise _Diverged(*failure)
 
 
 def set_dropout(module: nn.Module, on: bool) -> None:
@@ -219,7 +260,10 @@ def train_dgnet(
     for net in nets.values():
         distributed.broadcast_module(net)
         net.train()
+    compile_networks(cfg, nets)
 
+    images = on_device(images, device)
+    log.info("training set: %.0f MB of uint8 images on %s", images.numel() / 2**20, images.device)
     sampler = BatchSampler(labels, t.batch_size, t.seed, rank, world)
     pad = scaled_pad(cfg.data.pad, cfg.data.height)
     sw = cfg.switches
@@ -230,13 +274,17 @@ def train_dgnet(
     began = time.perf_counter()
     last_losses: dict[str, float] = {}
     step_seconds: list[float] = []
+    watch = guards.FinitenessWatch()  # read once per logging interval and before anything is saved or shown
+    lr_factor_now = None
     it = start
     try:
         for it in bar:
             step_began = time.perf_counter()
             factor = joint_lr_factor(it, t, sw)
-            for opt in opts.values():
-                set_lr(opt, factor)
+            if factor != lr_factor_now:
+                for opt in opts.values():
+                    set_lr(opt, factor)
+                lr_factor_now = factor
             weights = loss_weights(it, t, sw)
             set_dropout(teacher, sw.teacher_dropout == "after_first_sample" and it >= t.sample_every)
             torch.manual_seed(t.seed * 7919 + it * 64 + rank)  # dropout, deterministic per iteration
@@ -250,25 +298,28 @@ def train_dgnet(
                                     sw)
             for net in nets.values():
                 distributed.broadcast_buffers(net)
-            bad = guards.nonfinite_tensors(nets)
-            if bad:
-                raise DivergenceError(f"the update made {io.describe(bad)}")
+            watch.record(it, {**d_losses, **g_losses}, nets)
             step_seconds.append(time.perf_counter() - step_began)
 
             done = it + 1
-            if done % t.log_every == 0 or done == t.iterations:
+            logs = done % t.log_every == 0 or done == t.iterations
+            samples = main and sample_hook is not None and (done % t.sample_every == 0 or done == t.iterations)
+            saves = main and (done % t.checkpoint_every == 0 or done == t.iterations)
+            if logs or samples or saves or iteration_hook is not None:
+                _raise_first_failure(watch)
+            if logs:
                 last_losses = {f"loss/{k}": float(v) for k, v in {**d_losses, **g_losses}.items()}
                 metrics = {**last_losses, **{f"weight/{k}": v for k, v in weights.items()},
-                           "lr/appearance": opts["appearance"].param_groups[0]["lr"],
-                           "lr/generator": opts["generator"].param_groups[0]["lr"],
-                           "lr/discriminator": opts["discriminator"].param_groups[0]["lr"]}
+                           "lr/appearance": float(opts["appearance"].param_groups[0]["lr"]),
+                           "lr/generator": float(opts["generator"].param_groups[0]["lr"]),
+                           "lr/discriminator": float(opts["discriminator"].param_groups[0]["lr"])}
                 if main:
                     run.log_metrics(metrics, step=done)
-                bar.set_postfix(total=f"{float(g_losses['total']):.3f}", img=f"{float(g_losses['img1']):.3f}",
-                                id=f"{float(g_losses['id_real']):.3f}", d=f"{float(d_losses['d_adv']):.3f}")
-            if main and sample_hook is not None and (done % t.sample_every == 0 or done == t.iterations):
+                bar.set_postfix(total=f"{last_losses['loss/total']:.3f}", img=f"{last_losses['loss/img1']:.3f}",
+                                id=f"{last_losses['loss/id_real']:.3f}", d=f"{last_losses['loss/d_adv']:.3f}")
+            if samples:
                 sample_hook(nets, done)
-            if main and (done % t.checkpoint_every == 0 or done == t.iterations):
+            if saves:
                 state = checkpoint.make_state("dgnet", cfg, num_classes, done, nets, opts)
                 checkpoint.save(last_path, state)
                 good_at = done
@@ -276,7 +327,7 @@ def train_dgnet(
                 iteration_hook(nets, done)
             distributed.barrier()
     except DivergenceError as err:
-        raise DivergenceError(f"iteration {it}: {err}; training stopped, "
+        raise DivergenceError(f"iteration {getattr(err, 'iteration', it)}: {err}; training stopped, "
                               f"{kept_checkpoint(last_path, good_at)}") from None
     except KeyboardInterrupt:
         raise Interrupted(f"training stopped at iteration {it}; {kept_checkpoint(last_path, good_at)}") from None

@@ -32,20 +32,35 @@ from dgnet.train.dgnet_step import check_finite
 from dgnet.train.schedules import lr_factor
 
 
-def sgd_with_head_lr(model, lr: float, head_mult: float, momentum: float, weight_decay: float):
-    """SGD (Nesterov) with the heads at ``head_mult`` x the backbone learning rate."""
+def sgd_with_head_lr(model, lr: float, head_mult: float, momentum: float, weight_decay: float,
+                     fused: bool = False):
+    """SGD (Nesterov) with the heads at ``head_mult`` x the backbone learning rate (``fused``: one
+    fused update, its learning rates 0-d tensors, see :func:`tensor_lrs`)."""
     groups = [
         {"params": list(model.backbone_parameters()), "base_lr": lr},
         {"params": list(model.head_parameters()), "base_lr": lr * head_mult},
     ]
     for group in groups:
         group["lr"] = group["base_lr"]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    opt = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0,
+                          fused=fused or None)
+    return tensor_lrs(opt) if fused else opt
+
+
+def tensor_lrs(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Give each group of a fused optimizer a 0-d learning-rate tensor on its parameters' device, which
+    :func:`set_lr` then changes in place (a schedule never hands the update a new Python float)."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), device=group["params"][0].device)
+    return optimizer
 
 
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * factor
+        if isinstance(group["lr"], Tensor):
+            group["lr"].fill_(group["base_lr"] * factor)
+        else:
+            group["lr"] = group["base_lr"] * factor
 
 
 def train_teacher(
