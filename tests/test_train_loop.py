@@ -194,3 +194,18 @@ def test_variants_started_from_the_shared_warm_up_equal_runs_from_scratch(micro_
         run(replace(cfg, **{"train.lambda_img": 1.0}), "bad", init_from=warm)
     with pytest.raises(ValueError, match="past train.warm_iter"):
         run(replace(cfg, **{"train.warm_iter": 2}), "late", init_from=warm)
+
+
+def test_each_torchrun_rank_trains_on_its_own_gpu(monkeypatch):
+    from dgnet.train import distributed
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.local_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 1)]
+    assert distributed.local_device(torch.device("cuda", 0)) == torch.device("cuda", 0)  # an explicit GPU is kept
+    assert distributed.local_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert distributed.local_device(torch.device("cuda")) == torch.device("cuda")
+    assert chosen == [torch.device("cuda", 1)]

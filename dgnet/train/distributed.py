@@ -21,6 +21,17 @@ import torch.distributed as dist
 from torch import nn
 
 
+def local_device(device: torch.device) -> torch.device:
+    """The device of this process: under torchrun, ``cuda`` means this rank's own GPU
+    (``LOCAL_RANK``), made current, not the first GPU for every rank; anything else unchanged."""
+    local = os.environ.get("LOCAL_RANK")
+    if device.type != "cuda" or device.index is not None or local is None:
+        return device
+    device = torch.device("cuda", int(local))
+    torch.cuda.set_device(device)
+    return device
+
+
 def init_from_env(device: torch.device) -> tuple[int, int]:
     """Join the process group that torchrun describes; return (rank, world_size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

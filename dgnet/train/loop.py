@@ -218,7 +218,7 @@ def train_dgnet(
     its starting weights (the generator's pre-training, where ``teacher`` may be None).
     """
     t = cfg.train
-    device = torch.device(cfg.runtime.device)
+    device = distributed.local_device(torch.device(cfg.runtime.device))
     rank, world = distributed.init_from_env(device)
     out_dir = Path(out_dir)
     last_path = out_dir / "last.pt"
